@@ -1,0 +1,53 @@
+// Test helpers shared by every op test:
+//  - check_gradients: analytic backward vs central finite differences in float64;
+//  - expect_close: tolerance comparison that prints the worst elements and the max error;
+//  - the op-test registry behind the coverage listing (tests/ops/test_coverage.cpp).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/rng.h"
+#include "core/tensor.h"
+
+namespace moeseg::testing {
+
+struct Tolerance {
+  double atol, rtol;
+};
+inline constexpr Tolerance kTolF32{1e-5, 1e-4};
+inline constexpr Tolerance kTolF64{1e-10, 1e-8};
+
+// True when |a - b| <= atol + rtol * |b| everywhere; otherwise fails the current doctest case
+// with the max error and the five worst elements (index, actual, expected).
+bool expect_close(const Tensor& actual, const Tensor& expected, Tolerance tol, const std::string& what);
+
+struct GradcheckOptions {
+  double eps = 1e-6;
+  double atol = 1e-6;
+  double rtol = 1e-5;
+  uint64_t seed = 1234;
+};
+
+// fn builds the op's output from `inputs` (float64 CPU tensors; those with requires_grad are
+// checked). Compares J^T v from autograd with central differences of <fn(x), v> for a random v.
+// Registers `op` as having a gradient check. Returns true on success.
+bool check_gradients(const std::string& op, const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                     const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
+
+// Random float64 tensor with values in [lo, hi), requiring grad.
+Tensor rand_input(const Shape& shape, double lo = -1.0, double hi = 1.0, uint64_t seed = 7);
+
+// Registry of which ops have which kind of test ("grad", "torch"), filled at static-init time by
+// MOESEG_OP_TEST so that the coverage test sees every test in the binary without running them.
+int register_op_test(const std::string& op, const std::string& kind);
+const std::vector<std::pair<std::string, std::string>>& registered_op_tests();
+
+}  // namespace moeseg::testing
+
+#define MOESEG_CAT_(a, b) a##b
+#define MOESEG_CAT(a, b) MOESEG_CAT_(a, b)
+// Declares that this file tests `op` with a test of `kind` ("grad" or "torch").
+#define MOESEG_OP_TEST(op, kind) \
+  static const int MOESEG_CAT(moeseg_op_test_, __LINE__) = ::moeseg::testing::register_op_test(op, kind)

@@ -1,0 +1,8 @@
+// Entry points of the CLI subcommands, one .cpp per subcommand in tools/.
+#pragma once
+
+namespace moeseg::cli {
+int run_bench(int argc, char** argv);
+int run_train_demo(int argc, char** argv);
+int run_ops(int argc, char** argv);
+}  // namespace moeseg::cli

@@ -1,0 +1,56 @@
+// The `moeseg` command line: one binary, subcommands dispatched from a table.
+// Every subcommand catches moeseg::Error at the top, prints one line and exits non-zero.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "tools/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* help;
+  int (*run)(int argc, char** argv);
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> c = {
+      {"bench", "benchmarks: `moeseg bench conv [--quick]`", moeseg::cli::run_bench},
+      {"train-demo", "fit a small conv net to a synthetic segmentation batch (the README's main job for now)",
+       moeseg::cli::run_train_demo},
+      {"ops", "list every op of the op table", moeseg::cli::run_ops},
+  };
+  return c;
+}
+
+void usage() {
+  std::printf("usage: moeseg <command> [options]\n\ncommands:\n");
+  for (auto& c : commands()) std::printf("  %-12s %s\n", c.name, c.help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 1 : 0;
+  }
+  for (auto& c : commands()) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const moeseg::Error& e) {
+      std::fprintf(stderr, "moeseg %s: error: %s\n", c.name, e.what());
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "moeseg %s: unexpected error: %s\n", c.name, e.what());
+      return 3;
+    }
+  }
+  std::fprintf(stderr, "moeseg: unknown command '%s'\n", argv[1]);
+  usage();
+  return 1;
+}
