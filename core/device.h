@@ -28,6 +28,5 @@ struct Device {
   }
 };
 
-inline Device cpu() { return {}; }
 
 }  // namespace moeseg

@@ -94,8 +94,14 @@ Tensor Tensor::arange(int64_t n, DType dtype, Device device) {
 
 // ---- metadata ---------------------------------------------------------------------------------
 
-int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  MOESEG_CHECK(dim() > 0, "size: dim ", d, " of a 0-d tensor ", str());
+  return sizes()[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  MOESEG_CHECK(dim() > 0, "stride: dim ", d, " of a 0-d tensor ", str());
+  return strides()[wrap_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -360,8 +366,9 @@ Tensor Tensor::view(const Shape& shape) const {
 }
 
 Tensor Tensor::reshape(const Shape& shape) const {
-  if (is_contiguous()) return view(shape);
-  return contiguous().view(shape);
+  Shape s = infer_shape(shape, numel(), "reshape", *this);   // errors name reshape, not view
+  if (is_contiguous()) return view(s);
+  return contiguous().view(s);
 }
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
@@ -381,7 +388,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
   std::vector<int64_t> inverse(dim(), -1);
   for (int64_t i = 0; i < dim(); ++i) {
     int64_t d = wrap_dim(dims[i], dim(), "permute");
-    MOESEG_CHECK(inverse[d] < 0, "permute: dim ", d, " repeated");
+    MOESEG_CHECK(inverse[d] < 0, "permute: dim ", d, " repeated in the permutation of ", str());
     inverse[d] = i;
     s[i] = sizes()[d];
     st[i] = strides()[d];
@@ -399,8 +406,9 @@ Tensor Tensor::transpose(int64_t a, int64_t b) const {
 }
 
 Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  MOESEG_CHECK(dim() > 0, "slice: cannot slice a 0-d tensor ", str());
   d = wrap_dim(d, dim(), "slice");
-  MOESEG_CHECK(step > 0, "slice: step must be positive, got ", step);
+  MOESEG_CHECK(step > 0, "slice: step must be positive, got ", step, " for ", str());
   int64_t n = sizes()[d];
   if (start < 0) start += n;
   if (end < 0) end += n;
@@ -416,6 +424,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
+  MOESEG_CHECK(dim() > 0, "select: cannot select from a 0-d tensor ", str());
   d = wrap_dim(d, dim(), "select");
   int64_t n = sizes()[d];
   MOESEG_CHECK(index >= -n && index < n, "select: index ", index, " out of range for dim ", d, " of ", str());
@@ -457,10 +466,14 @@ Tensor Tensor::expand(const Shape& shape) const {
 
 Tensor Tensor::squeeze(int64_t d) const {
   d = wrap_dim(d, dim(), "squeeze");
-  if (sizes()[d] != 1) return *this;
-  Shape s = sizes();
+  if (dim() == 0 || sizes()[d] != 1) return *this;
+  // Always a view (dropping a size-1 dim never needs a copy, whatever the other strides are).
+  Shape s = sizes(), st = strides();
   s.erase(s.begin() + d);
-  return reshape(s);
+  st.erase(st.begin() + d);
+  auto node = std::make_shared<ReshapeBackward>();
+  node->input_sizes = sizes();
+  return record(*this, alias(*this, s, st, offset()), node);
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {

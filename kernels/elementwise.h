@@ -22,7 +22,7 @@ Tensor log(const Tensor& a);
 Tensor tanh(const Tensor& a);
 Tensor sigmoid(const Tensor& a);
 Tensor sign(const Tensor& a);                 // gradient zero everywhere
-Tensor clamp(const Tensor& a, double lo, double hi);   // gradient passes where lo <= a <= hi
+Tensor clamp(const Tensor& a, double lo, double hi);   // gradient passes where lo < a < hi (torch)
 Tensor sqrt(const Tensor& a);
 Tensor square(const Tensor& a);
 

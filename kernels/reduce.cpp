@@ -22,7 +22,7 @@ struct Plan {
 
 Plan make_plan(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim, const char* op) {
   Plan p;
-  std::vector<bool> red(a.dim(), dims.empty());
+  std::vector<bool> red(std::max<int64_t>(a.dim(), 1), dims.empty());   // a 0-d tensor accepts dim 0 / -1
   for (int64_t d : dims) red[wrap_dim(d, a.dim(), op)] = true;
   for (int64_t i = 0; i < a.dim(); ++i) {
     if (red[i]) { p.reduced.push_back(i); p.cols *= a.size(i); p.out_keep.push_back(1); if (keepdim) p.out.push_back(1); }
@@ -155,6 +155,7 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
   check_not_empty(a, "max", "input");
   check_cpu(a, "max");
   int64_t d = wrap_dim(dim, a.dim(), "max");
+  if (a.dim() == 0) return max(a.reshape({1}), 0, false).reshape({});   // torch: max(scalar, 0) is the scalar
   Tensor idx = argmax(a, d, true);
   Plan p = make_plan(a, {d}, keepdim, "max");
   Tensor rows = as_rows(a, p);
@@ -174,7 +175,52 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
   return out;
 }
 
-Tensor max(const Tensor& a) { return max(a.reshape({-1}), 0, false); }
+namespace {
+// Gradient of max over all elements: split evenly between the elements equal to the maximum
+// (NaN: between the NaNs), as torch.max() does; max(dim) instead picks the first one.
+struct MaxAllBackward final : autograd::Node {
+  autograd::SavedTensor input;
+  double value = 0;
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor x = input.get("max").contiguous();
+    Tensor gi = Tensor::zeros(x.sizes(), g.dtype(), g.device());
+    const double gv = g.item();
+    const bool nan = value != value;
+    dispatch_float(x.dtype(), "max backward", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* xp = x.data<T>();
+      const int64_t n = x.numel();
+      auto hit = [&](T v) { return nan ? v != v : static_cast<double>(v) == value; };
+      int64_t count = 0;
+      for (int64_t i = 0; i < n; ++i) count += hit(xp[i]);
+      dispatch_float(gi.dtype(), "max backward", [&](auto gtag) {
+        using G = typename decltype(gtag)::type;
+        G* o = gi.data<G>();
+        for (int64_t i = 0; i < n; ++i) o[i] = hit(xp[i]) ? static_cast<G>(gv / count) : G(0);
+      });
+    });
+    return {gi};
+  }
+  void release() override { input.reset(); }
+  std::string name() const override { return "MaxBackward"; }
+};
+}  // namespace
+
+Tensor max(const Tensor& a) {
+  check_not_empty(a, "max", "input");
+  Tensor out;
+  {
+    NoGradGuard ng;
+    out = max(a.detach().reshape({-1}), 0, false);
+  }
+  if (autograd::needs_grad({&a})) {
+    auto n = std::make_shared<MaxAllBackward>();
+    n->input = autograd::SavedTensor(a.detach());
+    n->value = out.item();
+    autograd::connect(n, {&a}, out);
+  }
+  return out;
+}
 
 std::pair<Tensor, Tensor> topk(const Tensor& a, int64_t k, int64_t dim, bool largest) {
   check_not_empty(a, "topk", "input");
@@ -202,7 +248,9 @@ std::pair<Tensor, Tensor> topk(const Tensor& a, int64_t k, int64_t dim, bool lar
       std::iota(order.begin(), order.end(), 0);
       const T* xr = xv + r * C;
       // Stable: ties keep the lower index first, so results are deterministic.
-      auto cmp = [&](int64_t i, int64_t j) { return largest ? xr[i] > xr[j] : xr[i] < xr[j]; };
+      // NaN ranks above every number (as in torch), which also keeps the ordering strict-weak.
+      auto greater = [](T x, T y) { return x != x ? y == y : x > y; };
+      auto cmp = [&](int64_t i, int64_t j) { return largest ? greater(xr[i], xr[j]) : greater(xr[j], xr[i]); };
       std::stable_sort(order.begin(), order.end(), cmp);
       for (int64_t j = 0; j < k; ++j) { iv[r * k + j] = order[j]; vv[r * k + j] = xr[order[j]]; }
     }

@@ -12,7 +12,7 @@ Tensor sum(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim 
 Tensor mean(const Tensor& a, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 // Max over one dim; the gradient goes to the first maximal element (as PyTorch's max(dim)).
 Tensor max(const Tensor& a, int64_t dim, bool keepdim = false);
-Tensor max(const Tensor& a);                                 // over all elements
+Tensor max(const Tensor& a);   // over all elements; the gradient is split evenly between ties (as torch.max())
 Tensor argmax(const Tensor& a, int64_t dim, bool keepdim = false);   // int64; first maximal index
 // Largest (or smallest) k along dim: values (differentiable) and int64 indices, sorted.
 std::pair<Tensor, Tensor> topk(const Tensor& a, int64_t k, int64_t dim = -1, bool largest = true);

@@ -79,9 +79,10 @@ Tensor record_unary(const Tensor& a, Tensor out, const char* op, bool save_x, bo
 }  // namespace
 
 Tensor relu(const Tensor& a) {
-  Tensor out = map_float(a, "relu", [](auto v) { return v > 0 ? v : decltype(v)(0); });
+  // Written as "<= 0 gives 0" so that NaN passes through (and gets gradient 1), as in torch.
+  Tensor out = map_float(a, "relu", [](auto v) { return v <= 0 ? decltype(v)(0) : v; });
   return record_unary(a, out, "relu", false, true, [](const Tensor& g, const Tensor&, const Tensor& y) {
-    return grad_times(g, Tensor(), y, "relu", [](auto, auto yv) { return yv > 0 ? 1.0 : 0.0; });
+    return grad_times(g, Tensor(), y, "relu", [](auto, auto yv) { return yv <= 0 ? 0.0 : 1.0; });
   });
 }
 
@@ -127,7 +128,8 @@ Tensor clamp(const Tensor& a, double lo, double hi) {
     return v < T(lo) ? T(lo) : (v > T(hi) ? T(hi) : v);
   });
   return record_unary(a, out, "clamp", true, false, [lo, hi](const Tensor& g, const Tensor& x, const Tensor&) {
-    return grad_times(g, x, Tensor(), "clamp", [lo, hi](auto xv, auto) { return (xv >= lo && xv <= hi) ? 1.0 : 0.0; });
+    // Strictly inside only: at x == lo or x == hi the gradient is 0, as torch.clamp(x, lo, hi).
+    return grad_times(g, x, Tensor(), "clamp", [lo, hi](auto xv, auto) { return (xv > lo && xv < hi) ? 1.0 : 0.0; });
   });
 }
 

@@ -1,0 +1,284 @@
+// max_pool2d, avg_pool2d and adaptive_avg_pool2d on NCHW tensors (semantics in pooling.h).
+// Every op works plane by plane (one N*C plane = one independent problem), so OpenMP splits
+// planes and the backward scatters of overlapping windows stay sequential inside a plane:
+// deterministic, no atomics. Tested by tests/ops/test_pooling.cpp.
+#include "kernels/pooling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/autograd.h"
+
+namespace moeseg {
+
+namespace {
+
+constexpr int64_t kParallelGrain = 1 << 14;   // elements below which one thread is faster
+
+void check_input(const Tensor& x, const char* op) {
+  check_defined(x, op, "input");
+  check_cpu(x, op);
+  MOESEG_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, op, ": input ", x.str(),
+               " must be float32 or float64");
+  MOESEG_CHECK(x.dim() == 4, op, ": input must be 4-D [N, C, H, W], got ", x.str());
+  MOESEG_CHECK(x.numel() > 0, op, ": empty input ", x.str());
+}
+
+// Output size of a floor-mode window op; checks the options the way PyTorch does.
+int64_t pooled_size(const Tensor& x, int64_t in, int64_t kernel, int64_t stride, int64_t padding, const char* op) {
+  MOESEG_CHECK(kernel > 0 && stride > 0 && padding >= 0, op, ": kernel ", kernel, " and stride ", stride,
+               " must be positive and padding ", padding, " non-negative (input ", x.str(), ")");
+  MOESEG_CHECK(padding <= kernel / 2, op, ": padding ", padding, " must be at most half the kernel size ", kernel,
+               " (input ", x.str(), ")");
+  const int64_t out = (in + 2 * padding - kernel) / stride + 1;
+  MOESEG_CHECK(in + 2 * padding >= kernel && out > 0, op, ": input ", x.str(), " is too small for kernel ", kernel,
+               " with padding ", padding);
+  return out;
+}
+
+// ---- max pooling ------------------------------------------------------------------------------
+
+struct MaxPool2dBackward final : autograd::Node {
+  Shape in_sizes;
+  autograd::SavedTensor indices;   // int64 [N, C, Ho, Wo]: flat h*W + w of the argmax in its plane
+  std::vector<Tensor> backward(const Tensor& grad_out) override {
+    Tensor idx = indices.get("max_pool2d");
+    Tensor g = grad_out.contiguous();
+    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
+    const int64_t planes = in_sizes[0] * in_sizes[1], hw_in = in_sizes[2] * in_sizes[3];
+    const int64_t hw_out = g.size(2) * g.size(3);
+    dispatch_float(g.dtype(), "max_pool2d", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* gp = g.data<T>();
+      const int64_t* ip = idx.data<int64_t>();
+      T* dp = dx.data<T>();
+      // Overlapping windows can route several outputs to one input: accumulate sequentially per
+      // plane (fixed order), planes in parallel.
+#pragma omp parallel for schedule(static) if (planes * hw_out > kParallelGrain)
+      for (int64_t p = 0; p < planes; ++p) {
+        T* d = dp + p * hw_in;
+        for (int64_t o = 0; o < hw_out; ++o) d[ip[p * hw_out + o]] += gp[p * hw_out + o];
+      }
+    });
+    return {dx};
+  }
+  void release() override { indices.reset(); }
+  std::string name() const override { return "MaxPool2dBackward"; }
+};
+
+// ---- average pooling --------------------------------------------------------------------------
+
+// Calls f(oh, ow, h0, h1, w0, w1, divisor) for every output of a count_include_pad=True window:
+// the window clipped to the input is [h0, h1) x [w0, w1); the divisor counts padded cells too
+// but not cells beyond the padded border (PyTorch's pool_size).
+template <typename F>
+void for_each_avg_window(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t s, int64_t pad, F&& f) {
+  for (int64_t oh = 0; oh < ho; ++oh) {
+    int64_t hs = oh * s - pad, he = std::min(hs + k, h + pad);
+    const int64_t ph = he - hs;
+    hs = std::max<int64_t>(hs, 0);
+    he = std::min(he, h);
+    for (int64_t ow = 0; ow < wo; ++ow) {
+      int64_t ws = ow * s - pad, we = std::min(ws + k, w + pad);
+      const int64_t pw = we - ws;
+      ws = std::max<int64_t>(ws, 0);
+      we = std::min(we, w);
+      f(oh, ow, hs, he, ws, we, ph * pw);
+    }
+  }
+}
+
+struct AvgPool2dBackward final : autograd::Node {
+  Shape in_sizes;
+  int64_t kernel = 1, stride = 1, padding = 0;
+  std::vector<Tensor> backward(const Tensor& grad_out) override {
+    Tensor g = grad_out.contiguous();
+    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
+    const int64_t planes = in_sizes[0] * in_sizes[1], h = in_sizes[2], w = in_sizes[3];
+    const int64_t ho = g.size(2), wo = g.size(3);
+    dispatch_float(g.dtype(), "avg_pool2d", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* gp = g.data<T>();
+      T* dp = dx.data<T>();
+#pragma omp parallel for schedule(static) if (planes * ho * wo * kernel * kernel > kParallelGrain)
+      for (int64_t p = 0; p < planes; ++p) {
+        const T* gr = gp + p * ho * wo;
+        T* d = dp + p * h * w;
+        for_each_avg_window(h, w, ho, wo, kernel, stride, padding,
+                            [&](int64_t oh, int64_t ow, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t div) {
+                              const T v = gr[oh * wo + ow] / static_cast<T>(div);
+                              for (int64_t i = h0; i < h1; ++i)
+                                for (int64_t j = w0; j < w1; ++j) d[i * w + j] += v;
+                            });
+      }
+    });
+    return {dx};
+  }
+  std::string name() const override { return "AvgPool2dBackward"; }
+};
+
+// ---- adaptive average pooling -----------------------------------------------------------------
+
+// PyTorch's bins: [floor(i*in/out), ceil((i+1)*in/out)).
+inline int64_t bin_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+inline int64_t bin_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+struct AdaptiveAvgPool2dBackward final : autograd::Node {
+  Shape in_sizes;
+  std::vector<Tensor> backward(const Tensor& grad_out) override {
+    Tensor g = grad_out.contiguous();
+    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
+    const int64_t planes = in_sizes[0] * in_sizes[1], h = in_sizes[2], w = in_sizes[3];
+    const int64_t ho = g.size(2), wo = g.size(3);
+    dispatch_float(g.dtype(), "adaptive_avg_pool2d", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* gp = g.data<T>();
+      T* dp = dx.data<T>();
+#pragma omp parallel for schedule(static) if (planes * h * w > kParallelGrain)
+      for (int64_t p = 0; p < planes; ++p) {
+        const T* gr = gp + p * ho * wo;
+        T* d = dp + p * h * w;
+        for (int64_t oh = 0; oh < ho; ++oh) {
+          const int64_t h0 = bin_start(oh, h, ho), h1 = bin_end(oh, h, ho);
+          for (int64_t ow = 0; ow < wo; ++ow) {
+            const int64_t w0 = bin_start(ow, w, wo), w1 = bin_end(ow, w, wo);
+            const T v = gr[oh * wo + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
+            for (int64_t i = h0; i < h1; ++i)
+              for (int64_t j = w0; j < w1; ++j) d[i * w + j] += v;
+          }
+        }
+      }
+    });
+    return {dx};
+  }
+  std::string name() const override { return "AdaptiveAvgPool2dBackward"; }
+};
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  check_input(x, "max_pool2d");
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t ho = pooled_size(x, h, kernel, stride, padding, "max_pool2d");
+  const int64_t wo = pooled_size(x, w, kernel, stride, padding, "max_pool2d");
+  Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty({n, c, ho, wo}, x.dtype(), x.device());
+  Tensor idx = Tensor::empty({n, c, ho, wo}, DType::Int64, x.device());
+  dispatch_float(x.dtype(), "max_pool2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* xp = xc.data<T>();
+    T* yp = y.data<T>();
+    int64_t* ip = idx.data<int64_t>();
+#pragma omp parallel for schedule(static) if (n * c * ho * wo * kernel * kernel > kParallelGrain)
+    for (int64_t p = 0; p < n * c; ++p) {
+      const T* xr = xp + p * h * w;
+      for (int64_t oh = 0; oh < ho; ++oh) {
+        const int64_t h0 = std::max<int64_t>(oh * stride - padding, 0);
+        const int64_t h1 = std::min(oh * stride - padding + kernel, h);
+        for (int64_t ow = 0; ow < wo; ++ow) {
+          const int64_t w0 = std::max<int64_t>(ow * stride - padding, 0);
+          const int64_t w1 = std::min(ow * stride - padding + kernel, w);
+          // Padding counts as -inf; the first maximum in row-major order wins ties (strict >),
+          // and a NaN wins and propagates, as in PyTorch.
+          int64_t best_i = h0 * w + w0;
+          T best = -std::numeric_limits<T>::infinity();
+          for (int64_t i = h0; i < h1; ++i)
+            for (int64_t j = w0; j < w1; ++j) {
+              const T v = xr[i * w + j];
+              if (v > best || std::isnan(v)) {
+                best = v;
+                best_i = i * w + j;
+                if (std::isnan(v)) goto done;
+              }
+            }
+        done:
+          yp[p * ho * wo + oh * wo + ow] = best;
+          ip[p * ho * wo + oh * wo + ow] = best_i;
+        }
+      }
+    }
+  });
+  if (autograd::needs_grad({&x})) {
+    auto node = std::make_shared<MaxPool2dBackward>();
+    node->in_sizes = x.sizes();
+    node->indices = autograd::SavedTensor(idx);
+    autograd::connect(node, {&x}, y);
+  }
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  check_input(x, "avg_pool2d");
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t ho = pooled_size(x, h, kernel, stride, padding, "avg_pool2d");
+  const int64_t wo = pooled_size(x, w, kernel, stride, padding, "avg_pool2d");
+  Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty({n, c, ho, wo}, x.dtype(), x.device());
+  dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* xp = xc.data<T>();
+    T* yp = y.data<T>();
+#pragma omp parallel for schedule(static) if (n * c * ho * wo * kernel * kernel > kParallelGrain)
+    for (int64_t p = 0; p < n * c; ++p) {
+      const T* xr = xp + p * h * w;
+      T* yr = yp + p * ho * wo;
+      for_each_avg_window(h, w, ho, wo, kernel, stride, padding,
+                          [&](int64_t oh, int64_t ow, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t div) {
+                            // Window sums in double: cheap here and keeps float32 within 1 ulp.
+                            double s = 0;
+                            for (int64_t i = h0; i < h1; ++i)
+                              for (int64_t j = w0; j < w1; ++j) s += xr[i * w + j];
+                            yr[oh * wo + ow] = static_cast<T>(s / static_cast<double>(div));
+                          });
+    }
+  });
+  if (autograd::needs_grad({&x})) {
+    auto node = std::make_shared<AvgPool2dBackward>();
+    node->in_sizes = x.sizes();
+    node->kernel = kernel;
+    node->stride = stride;
+    node->padding = padding;
+    autograd::connect(node, {&x}, y);
+  }
+  return y;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
+  check_input(x, "adaptive_avg_pool2d");
+  MOESEG_CHECK(out_h > 0 && out_w > 0, "adaptive_avg_pool2d: output size ", out_h, "x", out_w,
+               " must be positive (input ", x.str(), ")");
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  Tensor xc = x.detach().contiguous();
+  Tensor y = Tensor::empty({n, c, out_h, out_w}, x.dtype(), x.device());
+  dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* xp = xc.data<T>();
+    T* yp = y.data<T>();
+#pragma omp parallel for schedule(static) if (n * c * h * w > kParallelGrain)
+    for (int64_t p = 0; p < n * c; ++p) {
+      const T* xr = xp + p * h * w;
+      T* yr = yp + p * out_h * out_w;
+      for (int64_t oh = 0; oh < out_h; ++oh) {
+        const int64_t h0 = bin_start(oh, h, out_h), h1 = bin_end(oh, h, out_h);
+        for (int64_t ow = 0; ow < out_w; ++ow) {
+          const int64_t w0 = bin_start(ow, w, out_w), w1 = bin_end(ow, w, out_w);
+          // Global pooling sums a whole plane: accumulate in double.
+          double s = 0;
+          for (int64_t i = h0; i < h1; ++i)
+            for (int64_t j = w0; j < w1; ++j) s += xr[i * w + j];
+          yr[oh * out_w + ow] = static_cast<T>(s / static_cast<double>((h1 - h0) * (w1 - w0)));
+        }
+      }
+    }
+  });
+  if (autograd::needs_grad({&x})) {
+    auto node = std::make_shared<AdaptiveAvgPool2dBackward>();
+    node->in_sizes = x.sizes();
+    autograd::connect(node, {&x}, y);
+  }
+  return y;
+}
+
+}  // namespace moeseg
