@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tools/cmd_data.h"
 #include "tools/commands.h"
 
 namespace {
@@ -22,6 +23,8 @@ const std::vector<Command>& commands() {
       {"train-demo", "fit a small conv net to a synthetic segmentation batch (the README's main job for now)",
        moeseg::cli::run_train_demo},
       {"ops", "list every op of the op table", moeseg::cli::run_ops},
+      {"data", "dataset tools: `moeseg data synth --out DIR ...` writes the synthetic driving scenes",
+       moeseg::cli::run_data},
   };
   return c;
 }
