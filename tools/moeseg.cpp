@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "tools/cmd_data.h"
+#include "tools/cmd_models.h"
 #include "tools/commands.h"
 
 namespace {
@@ -23,6 +24,10 @@ const std::vector<Command>& commands() {
       {"train-demo", "fit a small conv net to a synthetic segmentation batch (the README's main job for now)",
        moeseg::cli::run_train_demo},
       {"ops", "list every op of the op table", moeseg::cli::run_ops},
+      {"model", "model tools: `moeseg model summary --model NAME --classes N [--height H --width W]`",
+       moeseg::cli::run_model},
+      {"infer", "run a model on an input tensor: `moeseg infer --model NAME --classes N --weights W --input X --out Y`",
+       moeseg::cli::run_infer},
       {"data", "dataset tools: `moeseg data synth --out DIR ...` writes the synthetic driving scenes",
        moeseg::cli::run_data},
   };

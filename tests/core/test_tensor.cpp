@@ -119,3 +119,9 @@ TEST_CASE("float16 and bfloat16 storage round trips with round-to-nearest-even")
   CHECK(b[4] == 3.140625f);
   CHECK(Tensor::full({2}, 1e6).to(DType::Float16).to(DType::Float32).to_vector<float>()[0] == INFINITY);
 }
+
+TEST_CASE("empty tensors of any shape are contiguous") {
+  CHECK(Tensor::zeros({2, 0, 3}).is_contiguous());
+  CHECK(Tensor::zeros({0}).is_contiguous());
+  CHECK(Tensor::zeros({2, 0, 3}).contiguous().numel() == 0);
+}

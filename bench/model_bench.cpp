@@ -1,0 +1,184 @@
+// model_bench.cpp — FRRN-A end-to-end benchmark, moeseg vs PyTorch on the CPU (see model_bench.h).
+//
+// forward  = eval mode, no autograd graph (inference);
+// fwd+bwd  = train mode (batch statistics), cross-entropy loss, backward into every parameter.
+// Each is the median of --reps timed runs after one warm-up. GFLOP/s counts the convolutions
+// only (2 * MACs; backward = 2 x forward), computed from the network's table and input size.
+// Memory, ours: the CPU caching allocator's peak of bytes held by live tensors during the phase
+// (core/allocator.h), i.e. what the tensors needed. PyTorch's: growth of the process's peak
+// resident set (ru_maxrss) over the baseline after model and input exist — it includes
+// allocator slack and cached blocks, so it over-estimates compared with ours.
+#include "bench/model_bench.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/autograd.h"
+#include "core/rng.h"
+#include "kernels/cross_entropy.h"
+#include "models/frrn.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <typename F>
+double median_seconds(F&& f, int reps) {
+  f();   // warm-up (also fills the caching allocator)
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = Clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Forward convolution FLOPs of FRRN (2 * MACs), from the scaled table.
+double frrn_forward_flops(const moeseg::FRRN& net, int64_t n, int64_t h, int64_t w) {
+  const auto& t = net.scaled_table();
+  const double pc = t.pool_channels, zc = t.res_channels;
+  auto at = [&](int64_t f) { return static_cast<double>((h + f - 1) / f) * static_cast<double>((w + f - 1) / f); };
+  double macs = at(1) * (3 * pc * 25 + 6 * 2 * pc * pc * 9 + pc * zc);
+  double ch = pc;
+  auto stage = [&](const moeseg::FRRNStage& s) {
+    for (int64_t u = 0; u < s.units; ++u) {
+      const double in = u == 0 ? ch : s.channels;
+      macs += at(s.factor) * ((in + zc) * s.channels * 9 + s.channels * s.channels * 9 + s.channels * zc);
+    }
+    ch = s.channels;
+  };
+  for (auto& s : t.encoder) stage(s);
+  for (auto& s : t.decoder) stage(s);
+  macs += at(1) * ((ch + zc) * pc + pc * net.num_classes());
+  return 2.0 * macs * static_cast<double>(n);
+}
+
+double mib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+int usage(const char* why) {
+  std::fprintf(stderr,
+               "moeseg bench frrn: %s\nusage: moeseg bench frrn [--batch B] [--height H] [--width W] [--classes C] "
+               "[--reps R] [--threads N] [--width-mult M] [--no-torch]\n",
+               why);
+  return 1;
+}
+
+}  // namespace
+
+int moeseg_bench_model(int argc, char** argv) {
+  using namespace moeseg;
+  int64_t batch = 2, h = 240, w = 320, classes = 38;
+  int reps = 3, threads = omp_get_max_threads();
+  double width = 1.0;
+  bool torch = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char* v = nullptr;
+    if (a == "--no-torch") torch = false;
+    else if (a == "--batch" && (v = next())) batch = std::atoll(v);
+    else if (a == "--height" && (v = next())) h = std::atoll(v);
+    else if (a == "--width" && (v = next())) w = std::atoll(v);
+    else if (a == "--classes" && (v = next())) classes = std::atoll(v);
+    else if (a == "--reps" && (v = next())) reps = std::atoi(v);
+    else if (a == "--threads" && (v = next())) threads = std::atoi(v);
+    else if (a == "--width-mult" && (v = next())) width = std::atof(v);
+    else return usage(("unknown or incomplete option " + a).c_str());
+  }
+  if (batch < 1 || h < 1 || w < 1 || classes < 1 || reps < 1 || threads < 1 || width <= 0) return usage("bad value");
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+
+  FRRNConfig cfg;
+  cfg.num_classes = classes;
+  cfg.width = width;
+  FRRN net(cfg);
+  Generator gen(1);
+  Tensor x = Tensor::empty({batch, 3, h, w});
+  uniform_(x, 0.0, 1.0, gen);
+  std::vector<int64_t> tv(static_cast<size_t>(batch * h * w));
+  for (size_t i = 0; i < tv.size(); ++i) tv[i] = static_cast<int64_t>((i * 2654435761u) % classes);
+  Tensor target = Tensor::from_vector(tv, {batch, h, w});
+  const double flops = frrn_forward_flops(net, batch, h, w);
+
+  std::printf("frrn bench: FRRN-A (width %.3g, %lld classes, %lld parameters), device cpu, dtype float32, "
+              "input %lldx3x%lldx%lld, threads %d, median of %d\n",
+              width, (long long)classes, (long long)net.num_parameters(), (long long)batch, (long long)h, (long long)w,
+              threads, reps);
+
+  auto& alloc = allocator_for(Device{});
+  alloc.reset_peak();
+  const size_t base = alloc.stats().allocated_bytes;
+  const double t_fwd = median_seconds(
+      [&] {
+        net.eval();
+        NoGradGuard ng;
+        net.forward(x);
+      },
+      reps);
+  const size_t peak_fwd = alloc.stats().peak_allocated_bytes - base;
+  alloc.reset_peak();
+  const double t_bwd = median_seconds(
+      [&] {
+        net.train();
+        net.zero_grad();
+        cross_entropy(net.forward(x), target).backward();
+      },
+      reps);
+  // Gradients of the last run are still held; they are part of a training step's footprint.
+  const size_t peak_bwd = alloc.stats().peak_allocated_bytes - base;
+
+  std::printf("moeseg  forward  %8.3f s  %6.1f GFLOP/s  peak tensors %8.1f MiB\n", t_fwd, flops / t_fwd * 1e-9,
+              mib(peak_fwd));
+  std::printf("moeseg  fwd+bwd  %8.3f s  %6.1f GFLOP/s  peak tensors %8.1f MiB\n", t_bwd, 3 * flops / t_bwd * 1e-9,
+              mib(peak_bwd));
+
+  if (!torch) return 0;
+  if (std::system("python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    std::printf("torch: not importable by python3, comparison skipped\n");
+    return 0;
+  }
+  // The script sits next to this file in the source tree; run from the repository root.
+  char cmd[512];
+  std::snprintf(cmd, sizeof(cmd),
+                "python3 bench/frrn_torch_bench.py --threads %d --batch %lld --height %lld --width %lld "
+                "--classes %lld --reps %d --width-mult %g 2>&1",
+                threads, (long long)batch, (long long)h, (long long)w, (long long)classes, reps, width);
+  FILE* p = popen(cmd, "r");
+  if (!p) return usage("cannot start python3");
+  std::map<std::string, std::string> kv;
+  std::array<char, 512> line{};
+  std::string raw;
+  while (fgets(line.data(), line.size(), p)) {
+    raw += line.data();
+    std::string s(line.data());
+    auto sp = s.find(' ');
+    if (sp != std::string::npos) kv[s.substr(0, sp)] = s.substr(sp + 1, s.find_last_not_of("\r\n") - sp);
+  }
+  const int rc = pclose(p);
+  if (rc != 0 || !kv.count("torch_forward_s") || !kv.count("torch_fwdbwd_s")) {
+    std::printf("torch: bench/frrn_torch_bench.py failed (run from the repository root):\n%s", raw.c_str());
+    return 1;
+  }
+  const double tf = std::atof(kv["torch_forward_s"].c_str()), tb = std::atof(kv["torch_fwdbwd_s"].c_str());
+  std::printf("torch %s forward  %8.3f s  %6.1f GFLOP/s  peak RSS growth %6.1f MiB\n", kv["torch_version"].c_str(), tf,
+              flops / tf * 1e-9, std::atof(kv["torch_forward_rss_mib"].c_str()));
+  std::printf("torch %s fwd+bwd  %8.3f s  %6.1f GFLOP/s  peak RSS growth %6.1f MiB\n", kv["torch_version"].c_str(), tb,
+              3 * flops / tb * 1e-9, std::atof(kv["torch_fwdbwd_rss_mib"].c_str()));
+  std::printf("ratio moeseg/torch: forward %.2fx, fwd+bwd %.2fx (time; > 1 = moeseg slower)\n", t_fwd / tf, t_bwd / tb);
+  return 0;
+}

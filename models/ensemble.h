@@ -1,0 +1,31 @@
+// Ensembles of frozen experts (spec/reference-systems.md §1.6; reference:
+// KASTEL-MobilityLab/mixtures-of-experts models/frrn_ensemble.py): the element-wise mean or
+// element-wise max of the experts' logits; no learned parameters. Children expert1, expert2, ...
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/moe.h"
+
+namespace moeseg {
+
+class Ensemble : public SegmentationModel {
+ public:
+  // mode "mean" or "max"; experts are frozen (BatchNorm in eval) as in the MoE.
+  Ensemble(std::vector<std::shared_ptr<SegmentationModel>> experts, const std::string& mode);
+  // logits and every expert's logits (gate undefined).
+  MoEOutput forward_all(const Tensor& x);
+  SegmentationOutput forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) override;
+  std::vector<std::string> tap_names() const override { return {}; }
+  int64_t tap_channels(const std::string& tap) const override;
+  int64_t tap_stride(const std::string& tap) const override;
+  int64_t num_classes() const override { return experts_[0]->num_classes(); }
+  const std::string& mode() const { return mode_; }
+
+ private:
+  std::vector<std::shared_ptr<SegmentationModel>> experts_;
+  std::string mode_;
+};
+
+}  // namespace moeseg
