@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "tools/cmd_data.h"
+#include "tools/cmd_kernels.h"
 #include "tools/cmd_models.h"
 #include "tools/commands.h"
 
@@ -28,6 +29,8 @@ const std::vector<Command>& commands() {
        moeseg::cli::run_model},
       {"infer", "run a model on an input tensor: `moeseg infer --model NAME --classes N --weights W --input X --out Y`",
        moeseg::cli::run_infer},
+      {"kernels", "list every __global__ CUDA kernel with the test that runs it through CUDA-on-CPU",
+       moeseg::cli::run_kernels},
       {"data", "dataset tools: `moeseg data synth --out DIR ...` writes the synthetic driving scenes",
        moeseg::cli::run_data},
   };

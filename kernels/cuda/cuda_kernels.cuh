@@ -1,0 +1,84 @@
+// Host-side entry points of the hand-written CUDA kernels in kernels/cuda/*.cu. Every launcher
+// takes raw device pointers, sizes and a stream, checks its arguments (moeseg::Error), picks the
+// launch shape and launches; it never allocates or synchronises.
+//
+// Two compilations of the same sources (see kernels/cuda/CMakeLists.txt):
+//   * nvcc            -> namespace moeseg::cuda      (real GPU kernels)
+//   * host compiler   -> namespace moeseg::coc       (CUDA-on-CPU, kernels/cuda_on_cpu/runtime.h)
+// so both can be linked into one binary without two definitions of one mangled name. Host code
+// compiled by g++ that wants the GPU copies defines MOESEG_CUDA_KERNELS_DEVICE before including
+// this header (it then needs cuda_runtime_api.h for cudaStream_t).
+// Tests: tests/cuda_kernels/ (test_cuda_kernels, CUDA-on-CPU against the CPU backend).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(MOESEG_CUDA_KERNELS_DEVICE)
+#include <cuda_runtime_api.h>
+#define MOESEG_KERNEL_NS cuda
+#else
+#include "kernels/cuda_on_cpu/runtime.h"
+#define MOESEG_KERNEL_NS coc
+#endif
+
+namespace moeseg::MOESEG_KERNEL_NS {
+
+// ---- gate_softmax_combine.cu -------------------------------------------------------------------
+// The MoE combination (models/moe.h): w = softmax_e(gate_logits[B, G, E]) and
+//   out[b, c, p] = sum_e w[b, g(c), e] * expert_e[b, c, p],  g(c) = 0 (G == 1) or c (G == C).
+// Experts are E separate [B, C, HW] buffers (host array of E device pointers; any E >= 1).
+// `weights` [B, G, E] receives w (it is the MoE's gate output and backward's input).
+void gate_softmax_combine_forward(const float* gate_logits, const float* const* expert_logits, float* out,
+                                  float* weights, int B, int G, int C, int64_t HW, int E,
+                                  cudaStream_t stream = nullptr);
+// Floats of scratch backward needs (per-block partial dot products).
+size_t gate_softmax_combine_backward_workspace_floats(int B, int C, int64_t HW, int E);
+// grad_gate_logits [B, G, E] = softmax backward of dL/dw, dL/dw[b,g,e] = sum_{c in g, p} gout * x_e;
+// grad_expert_logits: host array of E device pointers (dL/dx_e = w * gout), or nullptr to skip
+// (the experts are frozen in the MoE). Deterministic: no atomics, fixed reduction order.
+void gate_softmax_combine_backward(const float* grad_out, const float* weights, const float* const* expert_logits,
+                                   float* grad_gate_logits, float* const* grad_expert_logits, float* workspace,
+                                   int B, int G, int C, int64_t HW, int E, cudaStream_t stream = nullptr);
+
+// ---- cross_entropy.cu --------------------------------------------------------------------------
+// F.cross_entropy over the class dim of logits [N, C, HW] with int64 targets [N, HW].
+enum class CEReduction : int { None = 0, Sum = 1, Mean = 2 };
+size_t cross_entropy_workspace_floats(int N, int C, int64_t HW);
+// Writes lse [N*HW] (kept for backward), loss_per_pixel [N*HW] (nullable) and
+// result[3] = {sum of w[t] * nll, sum of w[t] over non-ignored pixels, their ratio (the mean)}.
+// class_weights [C] is nullable (all ones). A target outside [0, C) that is not ignore_index
+// gives a NaN loss for that pixel (a kernel cannot throw; the NaN reaches the result).
+void cross_entropy_forward(const float* logits, const int64_t* target, const float* class_weights,
+                           int64_t ignore_index, int N, int C, int64_t HW, float* lse, float* loss_per_pixel,
+                           float* result, float* workspace, cudaStream_t stream = nullptr);
+// grad_logits = d loss / d logits. grad_output: one scalar (Sum, Mean) or [N*HW] (None);
+// `result` is the forward's (Mean divides by result[1] on the device, no host round trip).
+void cross_entropy_backward(const float* logits, const int64_t* target, const float* class_weights,
+                            int64_t ignore_index, int N, int C, int64_t HW, const float* lse,
+                            const float* result, const float* grad_output, CEReduction reduction,
+                            float* grad_logits, cudaStream_t stream = nullptr);
+
+// ---- elementwise.cu ----------------------------------------------------------------------------
+void relu_forward(const float* x, float* y, int64_t n, cudaStream_t stream = nullptr);
+// grad_x = grad_y where x > 0, else 0 (PyTorch: the gradient at 0 is 0).
+void relu_backward(const float* grad_y, const float* x, float* grad_x, int64_t n, cudaStream_t stream = nullptr);
+void add_forward(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream = nullptr);
+void mul_forward(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream = nullptr);
+// torch.optim.SGD, one parameter tensor (training/optimizer.h has the rule). momentum_buffer
+// may be nullptr when momentum == 0; first_step: the buffer is set to the gradient.
+void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n, double lr, double momentum,
+              double dampening, double weight_decay, bool nesterov, bool first_step, cudaStream_t stream = nullptr);
+// torch.optim.Adam / AdamW (decoupled), step >= 1 counted like torch; max_exp_avg_sq only with amsgrad.
+void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
+               int64_t n, int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+               bool decoupled, cudaStream_t stream = nullptr);
+
+// ---- reduce.cu ---------------------------------------------------------------------------------
+size_t sum_workspace_floats(int64_t n);
+// out[0] = sum of x[0..n) (double accumulation, fixed order: deterministic).
+void sum_all(const float* x, int64_t n, float* out, float* workspace, cudaStream_t stream = nullptr);
+// Row-wise over x [rows, cols] (cols >= 1): max value and the index of its first occurrence.
+void rowwise_max_argmax(const float* x, int64_t rows, int64_t cols, float* max_out, int64_t* argmax_out,
+                        cudaStream_t stream = nullptr);
+
+}  // namespace moeseg::MOESEG_KERNEL_NS
