@@ -7,6 +7,8 @@
 // Run: build/tests/test_models -ts="*deeplab*"
 #include <doctest/doctest.h>
 
+#include "support/gradcheck.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -21,6 +23,8 @@
 #include "models/deeplabv3plus.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 namespace {
 
@@ -34,20 +38,9 @@ std::shared_ptr<Module> submodule(const std::shared_ptr<Module>& root, const std
   return m;
 }
 
-// max |a - b| / max |b| (see test_resnet.cpp).
-double rel_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  auto va = a.to(DType::Float64).to_vector<double>(), vb = b.to(DType::Float64).to_vector<double>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vb[i]));
-    den = std::max(den, std::abs(vb[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 void check_rel(const Tensor& actual, const Tensor& expected, const std::string& what, double tol = 1e-4) {
-  const double e = rel_error(actual, expected);
+  const double e = testing::max_relative_error(actual, expected);
   INFO(what, ": relative error ", e, " (tolerance ", tol, ")");
   CHECK(e <= tol);
 }

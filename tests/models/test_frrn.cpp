@@ -5,6 +5,8 @@
 // Run: build/tests/test_models -tc="frrn*"
 #include <doctest/doctest.h>
 
+#include "support/gradcheck.h"
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -16,29 +18,14 @@
 #include "models/frrn.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 namespace {
 
 std::string fixture_path(const std::string& name) { return std::string(MOESEG_FIXTURE_DIR) + "/models/" + name; }
 
-// max |a - b| / max |b|: the network-level relative error the parity tests bound.
-double rel_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  auto va = a.to(DType::Float64).to_vector<double>(), vb = b.to(DType::Float64).to_vector<double>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vb[i]));
-    den = std::max(den, std::abs(vb[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
-std::map<std::string, Tensor> with_prefix_removed(const TensorFile& f, const std::string& prefix) {
-  std::map<std::string, Tensor> out;
-  for (auto& [k, v] : f.tensors)
-    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
-  return out;
-}
 
 nlohmann::json torch_counts() {
   TensorFile f = load_safetensors(fixture_path("frrn_param_counts.safetensors"));
@@ -53,11 +40,11 @@ TEST_CASE("frrn: FRRN-A logits equal PyTorch's (width 1/8, 2x3x64x96, eval)") {
   c.num_classes = 5;
   c.width = 0.125;
   FRRN net(c);
-  net.load_state_dict(with_prefix_removed(f, "sd."));   // strict: every name must match
+  net.load_state_dict(testing::tensors_with_prefix(f, "sd."));   // strict: every name must match
   net.eval();
   NoGradGuard ng;
   SegmentationOutput o = net.forward_with_taps(f.get("x"), {"frrnlayer4"});
-  const double err = rel_error(o.logits, f.get("logits"));
+  const double err = testing::max_relative_error(o.logits, f.get("logits"));
   INFO("relative error " << err);
   CHECK(err <= 1e-4);
   CHECK(o.taps.at("frrnlayer4").shape() == Shape{2, 48, 4, 6});
@@ -82,7 +69,7 @@ TEST_CASE("frrn: state-dict names are the reference's") {
   CHECK(sd.at("first.conv.weight").shape() == Shape{6, 3, 5, 5});
   // Exactly the fixture's (torch's) key set.
   TensorFile f = load_safetensors(fixture_path("frrn_a_w0125.safetensors"));
-  auto ref = with_prefix_removed(f, "sd.");
+  auto ref = testing::tensors_with_prefix(f, "sd.");
   std::set<std::string> a, b;
   for (auto& [k, v] : sd) a.insert(k);
   for (auto& [k, v] : ref) b.insert(k);

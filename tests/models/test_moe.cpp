@@ -9,6 +9,8 @@
 // Run: build/tests/test_models -tc="moe*"
 #include <doctest/doctest.h>
 
+#include "support/gradcheck.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -24,28 +26,14 @@
 #include "models/registry.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 namespace {
 
 std::string fixture_path(const std::string& name) { return std::string(MOESEG_FIXTURE_DIR) + "/models/" + name; }
 
-double rel_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  auto va = a.to(DType::Float64).to_vector<double>(), vb = b.to(DType::Float64).to_vector<double>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vb[i]));
-    den = std::max(den, std::abs(vb[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
-std::map<std::string, Tensor> with_prefix_removed(const TensorFile& f, const std::string& prefix) {
-  std::map<std::string, Tensor> out;
-  for (auto& [k, v] : f.tensors)
-    if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
-  return out;
-}
 
 const TensorFile& experts_fixture() {
   static TensorFile f = load_safetensors(fixture_path("moe_experts.safetensors"));
@@ -60,7 +48,7 @@ std::vector<std::shared_ptr<SegmentationModel>> fixture_experts() {
     c.num_classes = 5;
     c.width = 0.0625;
     auto e = std::make_shared<FRRN>(c);
-    e->load_state_dict(with_prefix_removed(experts_fixture(), "expert" + std::to_string(i) + "."));
+    e->load_state_dict(testing::tensors_with_prefix(experts_fixture(), "expert" + std::to_string(i) + "."));
     v.push_back(e);
   }
   return v;
@@ -78,7 +66,7 @@ std::shared_ptr<MoE> fixture_moe(const TensorFile& f, bool bn_quirk = false) {
   m.experts_bn_train_mode = bn_quirk;
   auto moe = std::make_shared<MoE>(fixture_experts(), m);
   // Gate (+ conv) from the fixture, experts as already loaded: strict on the non-expert part.
-  auto sd = with_prefix_removed(f, "sd.");
+  auto sd = testing::tensors_with_prefix(f, "sd.");
   for (auto& [k, v] : moe->state_dict())
     if (k.rfind("expert", 0) == 0) sd[k] = v;
   moe->load_state_dict(sd);
@@ -96,10 +84,10 @@ void check_variant(const std::string& name) {
     if (k.find("running_") != std::string::npos) stats_before[k] = v.to_vector<float>();
 
   MoEOutput o = moe->forward_moe(experts_fixture().get("x"));
-  double err = rel_error(o.logits, f.get("logits"));
+  double err = testing::max_relative_error(o.logits, f.get("logits"));
   INFO("logits relative error " << err);
   CHECK(err <= 1e-4);
-  CHECK(rel_error(o.gate, f.get("gate")) <= 1e-4);
+  CHECK(testing::max_relative_error(o.gate, f.get("gate")) <= 1e-4);
   REQUIRE(o.expert_logits.size() == 2);
   CHECK(o.expert_logits[0].shape() == o.logits.shape());
 
@@ -113,7 +101,7 @@ void check_variant(const std::string& name) {
       continue;
     }
     REQUIRE_MESSAGE(p.grad().defined(), k);
-    const double gerr = rel_error(p.grad(), f.get("grad." + k));
+    const double gerr = testing::max_relative_error(p.grad(), f.get("grad." + k));
     CHECK_MESSAGE(gerr <= 1e-4, k << " gradient relative error " << gerr);
     ++checked;
   }
@@ -138,7 +126,7 @@ TEST_CASE("moe: ensembles (mean, max) = PyTorch") {
     ens.train();   // experts stay in eval mode
     NoGradGuard ng;
     MoEOutput o = ens.forward_all(experts_fixture().get("x"));
-    CHECK(rel_error(o.logits, f.get("logits")) <= 1e-4);
+    CHECK(testing::max_relative_error(o.logits, f.get("logits")) <= 1e-4);
     CHECK(o.expert_logits.size() == 2);
     CHECK(ens.num_parameters(/*trainable_only=*/true) == 0);
   }

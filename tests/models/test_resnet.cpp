@@ -6,6 +6,8 @@
 // Run: build/tests/test_models -ts="*resnet*"
 #include <doctest/doctest.h>
 
+#include "support/gradcheck.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -17,6 +19,8 @@
 #include "models/resnet.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 namespace {
 
@@ -34,18 +38,6 @@ int64_t dilation_of(const std::shared_ptr<Module>& root, const std::string& conv
   return c->config().dilation;
 }
 
-// max |a - b| / max |b|: relative to the tensor's scale, so that values near zero (where any
-// float32 rounding is a large element-wise relative error) do not dominate.
-double rel_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  auto va = a.to(DType::Float64).to_vector<double>(), vb = b.to(DType::Float64).to_vector<double>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vb[i]));
-    den = std::max(den, std::abs(vb[i]));
-  }
-  return den > 0 ? num / den : num;
-}
 
 double std_of(const Tensor& t) {
   auto v = t.to(DType::Float64).to_vector<double>();
@@ -170,8 +162,8 @@ TEST_CASE("resnet: PyTorch parity, ResNet-18 width 1/8, eval, 1x3x37x53") {
   net->eval();
   NoGradGuard ng;
   ResNetFeatures out = net->forward_features(f.get("in.x").to(DType::Float32));
-  const double e_low = rel_error(out.low_level, f.get("out.low_level"));
-  const double e_out = rel_error(out.out, f.get("out.layer4"));
+  const double e_low = testing::max_relative_error(out.low_level, f.get("out.low_level"));
+  const double e_out = testing::max_relative_error(out.out, f.get("out.layer4"));
   INFO("relative error low_level ", e_low, ", layer4 ", e_out);
   CHECK(e_low <= 1e-4);
   CHECK(e_out <= 1e-4);
@@ -188,6 +180,6 @@ TEST_CASE("resnet: a torchvision checkpoint (with fc) loads by name") {
   auto net = make_resnet(18, 32, 0.125);
   CHECK_THROWS_WITH_AS(net->load_state_dict(ckpt, /*strict=*/true), doctest::Contains("fc.weight"), Error);
   net->load_state_dict(ckpt, /*strict=*/false);
-  CHECK(rel_error(net->state_dict().at("layer3.1.conv2.weight"), ckpt.at("layer3.1.conv2.weight")) == 0.0);
+  CHECK(testing::max_relative_error(net->state_dict().at("layer3.1.conv2.weight"), ckpt.at("layer3.1.conv2.weight")) == 0.0);
   CHECK(net->state_dict().at("bn1.num_batches_tracked").item() == ckpt.at("bn1.num_batches_tracked").item());
 }

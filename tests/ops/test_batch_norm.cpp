@@ -40,16 +40,6 @@ void bn_gradcheck(const Shape& xs, bool training, bool affine, bool track, uint6
       in));
 }
 
-template <typename F>
-void expect_error(F&& f, const std::string& op) {
-  CHECK_THROWS_AS(f(), Error);
-  try {
-    f();
-  } catch (const Error& e) {
-    INFO("message: " << e.what());
-    CHECK(std::string(e.what()).find(op) != std::string::npos);
-  }
-}
 
 }  // namespace
 

@@ -43,17 +43,6 @@ void conv_gradcheck(const ConvSpec& s, uint64_t seed) {
       in));
 }
 
-// The call must throw moeseg::Error and the message must name the op.
-template <typename F>
-void expect_error(F&& f, const std::string& op) {
-  CHECK_THROWS_AS(f(), Error);
-  try {
-    f();
-  } catch (const Error& e) {
-    INFO("message: " << e.what());
-    CHECK(std::string(e.what()).find(op) != std::string::npos);
-  }
-}
 
 }  // namespace
 

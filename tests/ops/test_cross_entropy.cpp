@@ -4,6 +4,8 @@
 // values; bit-identical results for 1/2/3 threads; and bad targets/shapes/options.
 // Run: ./build/tests/test_ops -tc='*cross_entropy*'
 #include <doctest/doctest.h>
+
+#include "support/gradcheck.h"
 #include <omp.h>
 
 #include <cmath>
@@ -12,24 +14,15 @@
 #include "support/fixtures.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 MOESEG_OP_TEST("cross_entropy", "grad");
 MOESEG_OP_TEST("cross_entropy", "torch");
 
 namespace {
 
-template <typename F>
-std::string error_message(F&& fn) {
-  CHECK_THROWS_AS(fn(), Error);
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Targets in [0, C) with every `every`-th position set to `ignore` (deterministic pattern).
 Tensor make_targets(const Shape& shape, int64_t C, int64_t ignore, int64_t every, uint64_t seed) {
@@ -159,17 +152,17 @@ TEST_CASE("cross_entropy: bad input names the op, the value and the position") {
   Tensor x = Tensor::zeros({2, 5, 3, 4});
   Tensor t = Tensor::zeros({2, 3, 4}, DType::Int64);
   t.data<int64_t>()[1 * 12 + 2 * 4 + 3] = 5;   // position [1, 2, 3], one past the last class
-  std::string msg = error_message([&] { cross_entropy(x, t); });
+  std::string msg = expect_error([&] { cross_entropy(x, t); });
   CHECK(contains(msg, "cross_entropy"));
   CHECK(contains(msg, "target value 5"));
   CHECK(contains(msg, "[1, 2, 3]"));
   t.data<int64_t>()[1 * 12 + 2 * 4 + 3] = -3;   // negative and not the ignore_index
-  CHECK(contains(error_message([&] { cross_entropy(x, t); }), "-3"));
+  CHECK(contains(expect_error([&] { cross_entropy(x, t); }), "-3"));
   Tensor ok = Tensor::zeros({2, 3, 4}, DType::Int64);
-  CHECK(contains(error_message([&] { cross_entropy(x, Tensor::zeros({2, 3, 5}, DType::Int64)); }), "cross_entropy"));
-  CHECK(contains(error_message([&] { cross_entropy(x, Tensor::zeros({2, 3, 4})); }), "int64"));
-  CHECK(contains(error_message([&] { cross_entropy(x, ok, Tensor::ones({4})); }), "cross_entropy"));
-  CHECK(contains(error_message([&] { cross_entropy(x, ok, Tensor(), -100, "average"); }), "reduction"));
-  CHECK(contains(error_message([&] { cross_entropy(Tensor::zeros({5}), Tensor::zeros({}, DType::Int64)); }),
+  CHECK(contains(expect_error([&] { cross_entropy(x, Tensor::zeros({2, 3, 5}, DType::Int64)); }), "cross_entropy"));
+  CHECK(contains(expect_error([&] { cross_entropy(x, Tensor::zeros({2, 3, 4})); }), "int64"));
+  CHECK(contains(expect_error([&] { cross_entropy(x, ok, Tensor::ones({4})); }), "cross_entropy"));
+  CHECK(contains(expect_error([&] { cross_entropy(x, ok, Tensor(), -100, "average"); }), "reduction"));
+  CHECK(contains(expect_error([&] { cross_entropy(Tensor::zeros({5}), Tensor::zeros({}, DType::Int64)); }),
                  "cross_entropy"));
 }

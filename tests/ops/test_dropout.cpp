@@ -4,6 +4,8 @@
 // (seed, offset, index) and of nothing else (thread count), gradient = mask / (1-p).
 // Run: ./build/tests/test_ops -tc='*dropout*'
 #include <doctest/doctest.h>
+
+#include "support/gradcheck.h"
 #include <omp.h>
 
 #include <cmath>
@@ -13,22 +15,14 @@
 #include "support/fixtures.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 MOESEG_OP_TEST("dropout", "grad");
 MOESEG_OP_TEST("dropout", "torch");
 
 namespace {
 
-template <typename F>
-std::string error_message(F&& fn) {
-  CHECK_THROWS_AS(fn(), Error);
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Input with values in [0.5, 1.5): never zero, so "dropped" is visible as an exact zero.
 Tensor positive_input(const Shape& shape, DType dt, uint64_t seed) {
@@ -139,7 +133,7 @@ TEST_CASE("dropout: identity in evaluation and for p = 0; zeros for p = 1") {
 
 TEST_CASE("dropout: bad p names the op") {
   Tensor x = Tensor::ones({3});
-  CHECK(error_message([&] { dropout(x, -0.1, true); }).find("dropout") != std::string::npos);
-  CHECK(error_message([&] { dropout(x, 1.5, false); }).find("dropout") != std::string::npos);
-  CHECK(error_message([&] { dropout(Tensor::ones({3}, DType::Int64), 0.5, true); }).find("dropout") != std::string::npos);
+  CHECK(expect_error([&] { dropout(x, -0.1, true); }).find("dropout") != std::string::npos);
+  CHECK(expect_error([&] { dropout(x, 1.5, false); }).find("dropout") != std::string::npos);
+  CHECK(expect_error([&] { dropout(Tensor::ones({3}, DType::Int64), 0.5, true); }).find("dropout") != std::string::npos);
 }

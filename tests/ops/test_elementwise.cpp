@@ -16,6 +16,8 @@
 #include "support/gradcheck.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 using testing::check_gradients;
 using testing::rand_input;
 using testing::run_fixture;
@@ -80,17 +82,6 @@ Tensor expanded_leaf(const Tensor& t, int64_t dim) {
   return leaf;
 }
 
-// The call must throw moeseg::Error whose message contains every needle (op name, shapes).
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& needles) {
-  CHECK_THROWS_AS(f(), Error);
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string m = e.what();
-    for (auto& n : needles) CHECK_MESSAGE(m.find(n) != std::string::npos, "message '", m, "' lacks '", n, "'");
-  }
-}
 
 Tensor vec(std::vector<double> v, const Shape& s) { return Tensor::from_vector<double>(v, s); }
 

@@ -5,12 +5,16 @@
 // Run: ./build/tests/test_ops -tc='*matmul*,*linear*'
 #include <doctest/doctest.h>
 
+#include "support/gradcheck.h"
+
 #include "kernels/elementwise.h"
 #include "kernels/linear.h"
 #include "kernels/reduce.h"
 #include "support/fixtures.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 MOESEG_OP_TEST("matmul", "grad");
 MOESEG_OP_TEST("matmul", "torch");
@@ -19,18 +23,7 @@ MOESEG_OP_TEST("linear", "torch");
 
 namespace {
 
-template <typename F>
-std::string error_message(F&& fn) {
-  CHECK_THROWS_AS(fn(), Error);
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Naive triple loop in double: the independent reference for layout tests.
 Tensor naive_matmul(const Tensor& a, const Tensor& b) {
@@ -142,15 +135,15 @@ TEST_CASE("linear: empty inner dim gives the bias; empty batch gives an empty ou
 
 TEST_CASE("matmul / linear: bad input names the op and the shapes") {
   Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5});
-  std::string msg = error_message([&] { matmul(a, b); });
+  std::string msg = expect_error([&] { matmul(a, b); });
   CHECK(contains(msg, "matmul"));
   CHECK(contains(msg, "[2, 3]"));
   CHECK(contains(msg, "[4, 5]"));
-  CHECK(contains(error_message([&] { matmul(Tensor::zeros({3}), Tensor::zeros({3, 2})); }), "matmul"));
-  CHECK(contains(error_message([&] { matmul(Tensor::zeros({2, 2, 3}), Tensor::zeros({3, 3, 2})); }), "batch"));
-  CHECK(contains(error_message([&] { matmul(a, Tensor::zeros({3, 2}, DType::Float64)); }), "matmul"));
-  CHECK(contains(error_message([&] { linear(Tensor::zeros({2, 4}), Tensor::zeros({5, 3})); }), "linear"));
-  CHECK(contains(error_message([&] { linear(Tensor::zeros({2, 3}), Tensor::zeros({5, 3}), Tensor::zeros({4})); }),
+  CHECK(contains(expect_error([&] { matmul(Tensor::zeros({3}), Tensor::zeros({3, 2})); }), "matmul"));
+  CHECK(contains(expect_error([&] { matmul(Tensor::zeros({2, 2, 3}), Tensor::zeros({3, 3, 2})); }), "batch"));
+  CHECK(contains(expect_error([&] { matmul(a, Tensor::zeros({3, 2}, DType::Float64)); }), "matmul"));
+  CHECK(contains(expect_error([&] { linear(Tensor::zeros({2, 4}), Tensor::zeros({5, 3})); }), "linear"));
+  CHECK(contains(expect_error([&] { linear(Tensor::zeros({2, 3}), Tensor::zeros({5, 3}), Tensor::zeros({4})); }),
                  "bias"));
-  CHECK(contains(error_message([&] { linear(Tensor::zeros({2, 3}), Tensor::zeros({3})); }), "linear"));
+  CHECK(contains(expect_error([&] { linear(Tensor::zeros({2, 3}), Tensor::zeros({3})); }), "linear"));
 }

@@ -22,16 +22,6 @@ MOESEG_OP_TEST("adaptive_avg_pool2d", "torch");
 
 namespace {
 
-template <typename F>
-void expect_error(F&& f, const std::string& op) {
-  CHECK_THROWS_AS(f(), Error);
-  try {
-    f();
-  } catch (const Error& e) {
-    INFO("message: " << e.what());
-    CHECK(std::string(e.what()).find(op) != std::string::npos);
-  }
-}
 
 void pool_gradcheck(const char* op, const Shape& xs, uint64_t seed,
                     const std::function<Tensor(const Tensor&)>& f) {

@@ -15,6 +15,8 @@
 #include "support/gradcheck.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 using testing::check_gradients;
 using testing::Fixture;
 using testing::rand_input;
@@ -32,16 +34,6 @@ MOESEG_OP_TEST("topk", "torch");
 
 namespace {
 
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& needles) {
-  CHECK_THROWS_AS(f(), Error);
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string m = e.what();
-    for (auto& n : needles) CHECK_MESSAGE(m.find(n) != std::string::npos, "message '", m, "' lacks '", n, "'");
-  }
-}
 
 Tensor vec(std::vector<double> v, const Shape& s) { return Tensor::from_vector<double>(v, s); }
 

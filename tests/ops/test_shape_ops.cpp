@@ -4,11 +4,15 @@
 // Run: ./build/tests/test_ops -tc='*concat*,*split*'
 #include <doctest/doctest.h>
 
+#include "support/gradcheck.h"
+
 #include "kernels/elementwise.h"
 #include "kernels/shape_ops.h"
 #include "support/fixtures.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 
 MOESEG_OP_TEST("concat", "grad");
 MOESEG_OP_TEST("concat", "torch");
@@ -17,18 +21,7 @@ MOESEG_OP_TEST("split", "torch");
 
 namespace {
 
-template <typename F>
-std::string error_message(F&& fn) {
-  CHECK_THROWS_AS(fn(), Error);
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // The parts scaled by 1, 2, 3 ... and flattened into one vector, as the split fixtures do, so a
 // gradient that went to the wrong part shows up.
@@ -106,17 +99,17 @@ TEST_CASE("concat / split: values, strided inputs, views") {
 
 TEST_CASE("concat / split: bad input names the op, the input index and the shapes") {
   Tensor a = Tensor::zeros({2, 3, 4}), b = Tensor::zeros({2, 3, 4}), bad = Tensor::zeros({2, 5, 4});
-  std::string msg = error_message([&] { concat({a, b, bad}, 2); });
+  std::string msg = expect_error([&] { concat({a, b, bad}, 2); });
   CHECK(contains(msg, "concat"));
   CHECK(contains(msg, "input 2"));
   CHECK(contains(msg, "[2, 5, 4]"));
   CHECK(contains(msg, "[2, 3, 4]"));
-  CHECK(contains(error_message([&] { concat({a, Tensor::zeros({2, 3})}, 0); }), "input 1"));
-  CHECK(contains(error_message([&] { concat({a, Tensor::zeros({2, 3, 4}, DType::Float64)}, 0); }), "concat"));
-  CHECK(contains(error_message([&] { concat({}, 0); }), "concat"));
-  CHECK(contains(error_message([&] { concat({a, b}, 3); }), "concat"));
-  std::string smsg = error_message([&] { split(a, {1, 1}, 1); });
+  CHECK(contains(expect_error([&] { concat({a, Tensor::zeros({2, 3})}, 0); }), "input 1"));
+  CHECK(contains(expect_error([&] { concat({a, Tensor::zeros({2, 3, 4}, DType::Float64)}, 0); }), "concat"));
+  CHECK(contains(expect_error([&] { concat({}, 0); }), "concat"));
+  CHECK(contains(expect_error([&] { concat({a, b}, 3); }), "concat"));
+  std::string smsg = expect_error([&] { split(a, {1, 1}, 1); });
   CHECK(contains(smsg, "split"));
   CHECK(contains(smsg, "sum to 2"));
-  CHECK(contains(error_message([&] { split(a, {5, -1}, 2); }), "split"));
+  CHECK(contains(expect_error([&] { split(a, {5, -1}, 2); }), "split"));
 }

@@ -22,16 +22,6 @@ MOESEG_OP_TEST("upsample_nearest2d", "torch");
 
 namespace {
 
-template <typename F>
-void expect_error(F&& f, const std::string& op) {
-  CHECK_THROWS_AS(f(), Error);
-  try {
-    f();
-  } catch (const Error& e) {
-    INFO("message: " << e.what());
-    CHECK(std::string(e.what()).find(op) != std::string::npos);
-  }
-}
 
 void bilinear_gradcheck(const Shape& xs, int64_t oh, int64_t ow, bool ac, uint64_t seed) {
   INFO("bilinear " << shape_str(xs) << " -> " << oh << "x" << ow << " align_corners=" << ac);

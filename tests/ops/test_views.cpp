@@ -14,6 +14,8 @@
 #include "support/gradcheck.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 using testing::check_gradients;
 using testing::Fixture;
 using testing::rand_input;
@@ -30,16 +32,6 @@ MOESEG_OP_TEST("expand", "torch");
 
 namespace {
 
-template <typename F>
-void expect_error(F&& f, const std::vector<std::string>& needles) {
-  CHECK_THROWS_AS(f(), Error);
-  try {
-    f();
-  } catch (const Error& e) {
-    std::string m = e.what();
-    for (auto& n : needles) CHECK_MESSAGE(m.find(n) != std::string::npos, "message '", m, "' lacks '", n, "'");
-  }
-}
 
 bool shares(const Tensor& a, const Tensor& b) { return a.impl().storage == b.impl().storage; }
 

@@ -38,6 +38,27 @@ bool expect_close(const Tensor& actual, const Tensor& expected, Tolerance tol, c
   return false;
 }
 
+double max_relative_error(const Tensor& a, const Tensor& b) {
+  REQUIRE_MESSAGE(a.sizes() == b.sizes(), "shapes differ: " << shape_str(a.sizes()) << " vs " << shape_str(b.sizes()));
+  auto va = a.detach().to(DType::Float64).to_vector<double>(), vb = b.detach().to(DType::Float64).to_vector<double>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    num = std::max(num, std::fabs(va[i] - vb[i]));
+    den = std::max(den, std::fabs(vb[i]));
+  }
+  return den > 0 ? num / den : num;
+}
+
+std::map<std::string, Tensor> tensors_with_prefix(const TensorFile& f, const std::string& prefix,
+                                                  const std::string& replacement) {
+  std::map<std::string, Tensor> out;
+  for (auto& [k, v] : f.tensors)
+    if (k.rfind(prefix, 0) == 0) out[replacement + k.substr(prefix.size())] = v;
+  return out;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
 Tensor rand_input(const Shape& shape, double lo, double hi, uint64_t seed) {
   Generator g(seed);
   Tensor t = Tensor::empty(shape, DType::Float64);

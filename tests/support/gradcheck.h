@@ -4,10 +4,15 @@
 //  - the op-test registry behind the coverage listing (tests/ops/test_coverage.cpp).
 #pragma once
 #include <functional>
+#include <map>
+
+#include <doctest/doctest.h>
 #include <string>
 #include <vector>
 
 #include "core/autograd.h"
+#include "core/error.h"
+#include "core/safetensors.h"
 #include "core/rng.h"
 #include "core/tensor.h"
 
@@ -35,6 +40,35 @@ struct GradcheckOptions {
 // Registers `op` as having a gradient check. Returns true on success.
 bool check_gradients(const std::string& op, const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                      const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
+
+// max |a - b| / max |b| over all elements (the parity measure of the model tests); requires
+// equal shapes. Falls back to the absolute error when b is all zeros.
+double max_relative_error(const Tensor& a, const Tensor& b);
+
+// The tensors of a file whose names start with `prefix`, renamed to replacement + the rest.
+std::map<std::string, Tensor> tensors_with_prefix(const TensorFile& f, const std::string& prefix,
+                                                  const std::string& replacement = "");
+
+bool contains(const std::string& text, const std::string& part);
+
+// Checks that fn() throws moeseg::Error whose message contains every needle; returns the message.
+template <typename F>
+std::string expect_error(F&& fn, const std::vector<std::string>& needles = {}) {
+  std::string message;
+  try {
+    fn();
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  CHECK_MESSAGE(!message.empty(), "expected a moeseg::Error");
+  for (auto& n : needles) CHECK_MESSAGE(contains(message, n), "message '", message, "' lacks '", n, "'");
+  return message;
+}
+// (const char*, not std::string: a braced pair of literals would also convert to std::string.)
+template <typename F>
+std::string expect_error(F&& fn, const char* needle) {
+  return expect_error(std::forward<F>(fn), std::vector<std::string>{needle});
+}
 
 // Random float64 tensor with values in [lo, hi), requiring grad.
 Tensor rand_input(const Shape& shape, double lo = -1.0, double hi = 1.0, uint64_t seed = 7);

@@ -5,6 +5,8 @@
 // moeseg against another framework.
 #include <doctest/doctest.h>
 
+#include "support/gradcheck.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,29 +15,15 @@
 #include "core/safetensors.h"
 
 using namespace moeseg;
+using moeseg::testing::contains;
+using moeseg::testing::expect_error;
 namespace fs = std::filesystem;
 
 namespace {
 
 std::string fixture(const std::string& name) { return std::string(MOESEG_FIXTURE_DIR) + "/models/" + name + ".safetensors"; }
 
-std::map<std::string, Tensor> strip(const TensorFile& f, const std::string& prefix, const std::string& add = "") {
-  std::map<std::string, Tensor> out;
-  for (auto& [k, v] : f.tensors)
-    if (k.rfind(prefix, 0) == 0) out[add + k.substr(prefix.size())] = v;
-  return out;
-}
 
-double rel_error(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  auto va = a.to(DType::Float64).to_vector<double>(), vb = b.to(DType::Float64).to_vector<double>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < va.size(); ++i) {
-    num = std::max(num, std::abs(va[i] - vb[i]));
-    den = std::max(den, std::abs(vb[i]));
-  }
-  return num / den;
-}
 
 int run(const std::string& args) {
   std::string cmd = std::string(MOESEG_CLI_PATH) + " " + args + " > /dev/null";
@@ -53,13 +41,13 @@ fs::path temp_dir(const std::string& name) {
 TEST_CASE("moeseg infer reproduces PyTorch's FRRN-A logits from exported weights") {
   TensorFile f = load_safetensors(fixture("frrn_a_w0125"));
   fs::path d = temp_dir("frrn");
-  save_safetensors((d / "w.safetensors").string(), strip(f, "sd."));
+  save_safetensors((d / "w.safetensors").string(), testing::tensors_with_prefix(f, "sd."));
   save_safetensors((d / "x.safetensors").string(), {{"input", f.get("x")}});
   std::ofstream((d / "model.json").string()) << R"({"model": "frrn_a", "num_classes": 5, "width": 0.125})";
   REQUIRE(run("infer --config " + (d / "model.json").string() + " --weights " + (d / "w.safetensors").string() +
               " --input " + (d / "x.safetensors").string() + " --out " + (d / "y.safetensors").string()) == 0);
   TensorFile y = load_safetensors((d / "y.safetensors").string());
-  CHECK(rel_error(y.get("logits"), f.get("logits")) <= 1e-4);
+  CHECK(testing::max_relative_error(y.get("logits"), f.get("logits")) <= 1e-4);
   fs::remove_all(d);
 }
 
@@ -67,8 +55,8 @@ TEST_CASE("moeseg infer reproduces PyTorch's MoE logits and gate weights") {
   TensorFile experts = load_safetensors(fixture("moe_experts"));
   TensorFile gate = load_safetensors(fixture("moe_simple"));
   fs::path d = temp_dir("moe");
-  auto weights = strip(experts, "expert", "expert");
-  for (auto& [k, v] : strip(gate, "sd.")) weights[k] = v;
+  auto weights = testing::tensors_with_prefix(experts, "expert", "expert");
+  for (auto& [k, v] : testing::tensors_with_prefix(gate, "sd.")) weights[k] = v;
   save_safetensors((d / "w.safetensors").string(), weights);
   save_safetensors((d / "x.safetensors").string(), {{"input", experts.get("x")}});
   std::ofstream((d / "moe.json").string())
@@ -77,8 +65,8 @@ TEST_CASE("moeseg infer reproduces PyTorch's MoE logits and gate weights") {
   REQUIRE(run("infer --config " + (d / "moe.json").string() + " --weights " + (d / "w.safetensors").string() +
               " --input " + (d / "x.safetensors").string() + " --out " + (d / "y.safetensors").string()) == 0);
   TensorFile y = load_safetensors((d / "y.safetensors").string());
-  CHECK(rel_error(y.get("logits"), gate.get("logits")) <= 1e-4);
-  CHECK(rel_error(y.get("gate"), gate.get("gate")) <= 1e-4);
+  CHECK(testing::max_relative_error(y.get("logits"), gate.get("logits")) <= 1e-4);
+  CHECK(testing::max_relative_error(y.get("gate"), gate.get("gate")) <= 1e-4);
   CHECK(y.has("expert1_logits"));
   CHECK(y.has("expert2_logits"));
   fs::remove_all(d);
