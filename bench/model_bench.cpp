@@ -100,8 +100,7 @@ int moeseg_bench_model(int argc, char** argv) {
     else return usage(("unknown or incomplete option " + a).c_str());
   }
   if (batch < 1 || h < 1 || w < 1 || classes < 1 || reps < 1 || threads < 1 || width <= 0) return usage("bad value");
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);   // OpenBLAS stays single-threaded (core/threading.h)
 
   FRRNConfig cfg;
   cfg.num_classes = classes;

@@ -1,6 +1,8 @@
 // CPU backend memory (64-byte aligned for AVX-512 loads) and the size-bucketed caching allocator.
 #include "core/allocator.h"
 
+#include "core/threading.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -34,7 +36,10 @@ struct Registry {
 };
 
 Registry& registry() {
-  static Registry* r = new Registry();  // leaked on purpose: tensors may die during static destruction
+  static Registry* r = [] {
+    configure_cpu_threads();   // every computation allocates first: the threading policy is set here
+    return new Registry();     // leaked on purpose: tensors may die during static destruction
+  }();
   return *r;
 }
 
