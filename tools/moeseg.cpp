@@ -9,6 +9,7 @@
 #include "tools/cmd_data.h"
 #include "tools/cmd_kernels.h"
 #include "tools/cmd_models.h"
+#include "tools/cmd_training.h"
 #include "tools/commands.h"
 
 namespace {
@@ -22,7 +23,13 @@ struct Command {
 const std::vector<Command>& commands() {
   static const std::vector<Command> c = {
       {"bench", "benchmarks: `moeseg bench conv [--quick]`", moeseg::cli::run_bench},
-      {"train-demo", "fit a small conv net to a synthetic segmentation batch (the README's main job for now)",
+      {"reproduce", "the reference experiment end to end: experts, baseline, ensembles, four MoEs, the table",
+       moeseg::cli::run_reproduce},
+      {"train", "train a model from a JSON config: `moeseg train CONFIG [--set key=value] [--resume]`",
+       moeseg::cli::run_train},
+      {"eval", "evaluate a trained model per test subset: `moeseg eval CONFIG [--data ROOT] [--list FILE]`",
+       moeseg::cli::run_eval},
+      {"train-demo", "fit a small conv net to synthetic segmentation batches (a one-minute smoke run)",
        moeseg::cli::run_train_demo},
       {"ops", "list every op of the op table", moeseg::cli::run_ops},
       {"model", "model tools: `moeseg model summary --model NAME --classes N [--height H --width W]`",

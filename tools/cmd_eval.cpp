@@ -1,0 +1,112 @@
+// `moeseg eval CONFIG [--data ROOT] [--list FILE] [--checkpoint W] [--subsets a,b] [--json FILE]
+//  [--examples N] [--set key=value]...`: per-subset mIoU (default highway, urban, ambiguous, all;
+// test split) of the config's model, printed and written as JSON (default <run>/eval.json);
+// for an MoE also the gate-weight statistics and the expert-disagreement analysis
+// (training/report.h defines the categories). Weights: --checkpoint, else <run>/best/
+// model.safetensors when it exists, else what the model config itself loads (ensembles).
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/safetensors.h"
+#include "models/registry.h"
+#include "tools/cmd_training.h"
+#include "training/report.h"
+#include "training/trainer.h"
+
+namespace moeseg::cli {
+
+namespace {
+void usage_eval() {
+  std::printf(
+      "usage: moeseg eval CONFIG [options]\n\n"
+      "  --data ROOT        dataset root (overrides data.root)\n"
+      "  --list FILE        evaluate the images of this A2D2 split file instead of the subsets\n"
+      "  --checkpoint W     model weights (safetensors state_dict of the whole model)\n"
+      "  --subsets A,B      subsets to evaluate (default: data.test_subsets)\n"
+      "  --split S          split (default test)\n"
+      "  --json FILE        where to write the results (default <run>/eval.json)\n"
+      "  --examples N       write N example predictions per subset as PNG into <run>/examples\n"
+      "  --set KEY=VALUE    override a config value\n"
+      "  --quiet            no progress output\n");
+}
+}  // namespace
+
+int run_eval(int argc, char** argv) {
+  ensure_passive_omp_wait("eval");
+  std::string config, checkpoint, json_out;
+  std::vector<std::string> sets;
+  EvalOptions eo;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      MOESEG_CHECK(i + 1 < argc, "eval: ", a, " needs a value");
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      usage_eval();
+      return 0;
+    } else if (a == "--quiet") eo.quiet = true;
+    else if (a == "--data")   // relative to the working directory, not to the config's folder
+      sets.push_back("data.root=" + nlohmann::json(std::filesystem::absolute(value()).string()).dump());
+    else if (a == "--list") eo.list_file = value();
+    else if (a == "--checkpoint") checkpoint = value();
+    else if (a == "--json") json_out = value();
+    else if (a == "--split") eo.split = value();
+    else if (a == "--set") sets.push_back(value());
+    else if (a == "--examples") eo.examples_per_subset = std::stoi(value());
+    else if (a == "--subsets") {
+      std::stringstream ss(value());
+      for (std::string s; std::getline(ss, s, ',');) eo.subsets.push_back(s);
+    } else if (!a.empty() && a[0] == '-') MOESEG_FAIL("eval: unknown option ", a, " (see --help)");
+    else config = a;
+  }
+  if (config.empty()) {
+    usage_eval();
+    return 1;
+  }
+  ExperimentConfig c = load_experiment_config(config, sets);
+  auto model = build_experiment_model(c);
+  const std::string best = c.out + "/best/model.safetensors";
+  if (checkpoint.empty() && std::filesystem::exists(best)) checkpoint = best;
+  if (!checkpoint.empty()) load_checkpoint(*model, checkpoint);
+  if (eo.examples_per_subset > 0) eo.examples_dir = c.out + "/examples";
+  nlohmann::json r = evaluate_on_subsets(*model, c, eo, c.name);
+  r["checkpoint"] = checkpoint;
+  std::printf("%s (%s)\n", c.name.c_str(), checkpoint.empty() ? "weights from the model config" : checkpoint.c_str());
+  auto number = [](const nlohmann::json& v, const char* k) {
+    return v.contains(k) && v.at(k).is_number() ? v.at(k).get<double>() : NAN;
+  };
+  std::vector<std::string> order = eo.subsets.empty() ? c.data.test_subsets : eo.subsets;
+  if (!eo.list_file.empty()) order = {"list"};
+  for (const std::string& subset : order) {   // the requested order (the JSON object is sorted)
+    if (!r["subsets"].contains(subset)) continue;
+    const nlohmann::json& v = r["subsets"][subset];
+    std::printf("  %-10s %5lld images  mIoU %6.2f%%  pixel acc %6.2f%%", subset.c_str(),
+                static_cast<long long>(v.value("images", 0)), 100 * number(v, "miou"),
+                100 * number(v, "pixel_accuracy"));
+    if (v.contains("gate")) {
+      std::printf("  gate mean");
+      for (auto& w : v["gate"]["mean_weight"]) std::printf(" %.3f", w.get<double>());
+    }
+    if (v.contains("disagreement")) {
+      auto& d = v["disagreement"]["ground_truth"];
+      std::printf("  both right %.1f%%, critical %.1f%%", 100 * d["both_right"].get<double>(),
+                  100 * d["neither_right"]["moe_wrong"].get<double>());
+    }
+    std::printf("\n");
+  }
+  if (json_out.empty()) {
+    std::filesystem::create_directories(c.out);
+    json_out = c.out + "/eval.json";
+  }
+  write_file_atomic(json_out, r.dump(2) + "\n");
+  std::printf("wrote %s\n", json_out.c_str());
+  return 0;
+}
+
+}  // namespace moeseg::cli
