@@ -81,4 +81,28 @@ void sum_all(const float* x, int64_t n, float* out, float* workspace, cudaStream
 void rowwise_max_argmax(const float* x, int64_t rows, int64_t cols, float* max_out, int64_t* argmax_out,
                         cudaStream_t stream = nullptr);
 
+// ---- conv2d_implicit_gemm.cu -------------------------------------------------------------------
+// Atrous 2-D convolution as implicit GEMM (NCHW float32, weight [c_out, c_in/groups, kh, kw]),
+// any stride / padding / dilation / groups; same semantics as kernels/conv2d_cpu.h.
+struct Conv2dShape {
+  int n, c_in, h_in, w_in;   // input NCHW
+  int c_out, kh, kw;
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1, groups = 1;
+  // PyTorch: (h + 2p - d*(k-1) - 1)/s + 1 (may be <= 0 for an invalid shape; launchers check).
+  int h_out() const { return (h_in + 2 * pad_h - dil_h * (kh - 1) - 1) / stride_h + 1; }
+  int w_out() const { return (w_in + 2 * pad_w - dil_w * (kw - 1) - 1) / stride_w + 1; }
+};
+// y = conv(x, w) (+ bias[c_out], nullable) (then max(., 0) when fuse_relu). Overwrites y.
+void conv2d_forward(const Conv2dShape& shape, const float* x, const float* w, const float* bias, bool fuse_relu,
+                    float* y, cudaStream_t stream = nullptr);
+// dx = d conv / d x applied to dy. Overwrites dx.
+void conv2d_backward_data(const Conv2dShape& shape, const float* dy, const float* w, float* dx,
+                          cudaStream_t stream = nullptr);
+// Floats of scratch conv2d_backward_weight needs (split-K partial tiles; 0 = none).
+size_t conv2d_backward_weight_workspace_floats(const Conv2dShape& shape);
+// dw (and dbias[c_out] when non-null) from x and dy. Overwrites both. Deterministic: split-K
+// partials summed in a fixed order, no atomics.
+void conv2d_backward_weight(const Conv2dShape& shape, const float* x, const float* dy, float* dw, float* dbias,
+                            float* workspace, cudaStream_t stream = nullptr);
+
 }  // namespace moeseg::MOESEG_KERNEL_NS
