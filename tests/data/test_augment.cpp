@@ -106,7 +106,7 @@ TEST_CASE("augment: random scale + crop + flip: same geometry for image and labe
   CHECK(flips < 18);
 }
 
-TEST_CASE("augment: deterministic from (seed, epoch, index); colour jitter leaves labels alone") {
+TEST_CASE("augment: deterministic from (seed, epoch, index), colour jitter leaves labels alone") {
   Sample s = coded_sample(30, 40);
   AugmentConfig cfg;
   cfg.scale_min = 0.8;

@@ -108,7 +108,7 @@ TEST_CASE("deeplab: full-size parameter counts equal torch's") {
   CHECK(m->num_classes() == 38);
 }
 
-TEST_CASE("deeplab: taps, channels and strides; ASPP rates per output stride") {
+TEST_CASE("deeplab: taps, channels and strides, ASPP rates per output stride") {
   // Full-size taps are checked with the parameter counts; the structure below does not depend on
   // the width, so small models keep this case fast.
   for (int os : {16, 8}) {

@@ -128,7 +128,7 @@ TEST_CASE("resnet: feature shapes for output strides 32, 16 and 8 at odd input s
   }
 }
 
-TEST_CASE("resnet: width multiplier scales every stage; invalid settings are refused") {
+TEST_CASE("resnet: width multiplier scales every stage, invalid settings are refused") {
   auto net = make_resnet(50, 32, 0.25);
   auto sd = net->state_dict();
   CHECK(sd.at("conv1.weight").sizes() == Shape{16, 3, 7, 7});

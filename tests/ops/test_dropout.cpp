@@ -117,7 +117,7 @@ TEST_CASE("dropout: the mask is a pure function of seed, offset and index") {
   CHECK(dropout(x, p, true, g3).to_vector<float>() != yv);
 }
 
-TEST_CASE("dropout: identity in evaluation and for p = 0; zeros for p = 1") {
+TEST_CASE("dropout: identity in evaluation and for p = 0, zeros for p = 1") {
   Tensor x = positive_input({4, 5}, DType::Float32, 1);
   Generator g(1);
   CHECK(dropout(x, 0.5, false, g).same(x));

@@ -122,7 +122,7 @@ TEST_CASE("matmul: every operand layout matches a naive reference") {
     CHECK(testing::expect_close(c3.select(0, i), naive_matmul(a3.select(0, i), b3.select(0, i)), tol, "batch"));
 }
 
-TEST_CASE("linear: empty inner dim gives the bias; empty batch gives an empty output") {
+TEST_CASE("linear: empty inner dim gives the bias, empty batch gives an empty output") {
   Tensor x = Tensor::zeros({3, 0}, DType::Float64), w = Tensor::zeros({2, 0}, DType::Float64);
   Tensor b = Tensor::from_vector<double>({1.5, -2.0}, {2});
   Tensor y = linear(x, w, b);

@@ -177,7 +177,7 @@ TEST_CASE("checkpoint: a failed save leaves the previous checkpoint whole and cl
   CHECK(error_of([&] { load_training_checkpoint(dir, *fresh, nullptr); }).find("mixed checkpoint") != std::string::npos);
 }
 
-TEST_CASE("experiment config: errors name the key and the file; --set overrides") {
+TEST_CASE("experiment config: errors name the key and the file, --set overrides") {
   json j = tiny_config("/tmp/x");
   j["train"]["epocs"] = 3;
   std::string e = error_of([&] { parse_experiment_config(j, "my.json", ""); });
@@ -211,7 +211,7 @@ json tiny_moe(const std::string& gate, bool conv) {
           {"input_size", {32, 32}}, {"fc_features", 8},        {"seed", 4}};
 }
 
-TEST_CASE("trainer: gate training changes only the gate; experts' weights and BN statistics stay") {
+TEST_CASE("trainer: gate training changes only the gate, experts' weights and BN statistics stay") {
   for (bool cache : {false, true}) {
     CAPTURE(cache);
     Tmp t("gate");
@@ -254,7 +254,7 @@ TEST_CASE("trainer: early stopping fires after `patience` validations without im
   CHECK(s.best_epoch == 1);
 }
 
-TEST_CASE("trainer: best/ holds the epoch of the maximal validation mIoU; eval end to end") {
+TEST_CASE("trainer: best/ holds the epoch of the maximal validation mIoU, eval end to end") {
   Tmp t("best");
   json j = tiny_config(t.str("run"));
   j["train"]["epochs"] = 3;
