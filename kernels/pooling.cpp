@@ -4,6 +4,8 @@
 // deterministic, no atomics. Tested by tests/ops/test_pooling.cpp.
 #include "kernels/pooling.h"
 
+#include "kernels/plane_scatter.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -45,24 +47,12 @@ struct MaxPool2dBackward final : autograd::Node {
   autograd::SavedTensor indices;   // int64 [N, C, Ho, Wo]: flat h*W + w of the argmax in its plane
   std::vector<Tensor> backward(const Tensor& grad_out) override {
     Tensor idx = indices.get("max_pool2d");
-    Tensor g = grad_out.contiguous();
-    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
-    const int64_t planes = in_sizes[0] * in_sizes[1], hw_in = in_sizes[2] * in_sizes[3];
-    const int64_t hw_out = g.size(2) * g.size(3);
-    dispatch_float(g.dtype(), "max_pool2d", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* gp = g.data<T>();
-      const int64_t* ip = idx.data<int64_t>();
-      T* dp = dx.data<T>();
-      // Overlapping windows can route several outputs to one input: accumulate sequentially per
-      // plane (fixed order), planes in parallel.
-#pragma omp parallel for schedule(static) if (planes * hw_out > kParallelGrain)
-      for (int64_t p = 0; p < planes; ++p) {
-        T* d = dp + p * hw_in;
-        for (int64_t o = 0; o < hw_out; ++o) d[ip[p * hw_out + o]] += gp[p * hw_out + o];
-      }
-    });
-    return {dx};
+    const int64_t* ip = idx.data<int64_t>();
+    const int64_t hw_out = grad_out.size(2) * grad_out.size(3);
+    // Overlapping windows can route several outputs to one input: accumulated in output order.
+    return {scatter_planes(grad_out, in_sizes, "max_pool2d", hw_out, [&](int64_t p, const auto* gr, auto* d, const PlaneDims&) {
+      for (int64_t o = 0; o < hw_out; ++o) d[ip[p * hw_out + o]] += gr[o];
+    })};
   }
   void release() override { indices.reset(); }
   std::string name() const override { return "MaxPool2dBackward"; }
@@ -94,27 +84,16 @@ struct AvgPool2dBackward final : autograd::Node {
   Shape in_sizes;
   int64_t kernel = 1, stride = 1, padding = 0;
   std::vector<Tensor> backward(const Tensor& grad_out) override {
-    Tensor g = grad_out.contiguous();
-    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
-    const int64_t planes = in_sizes[0] * in_sizes[1], h = in_sizes[2], w = in_sizes[3];
-    const int64_t ho = g.size(2), wo = g.size(3);
-    dispatch_float(g.dtype(), "avg_pool2d", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* gp = g.data<T>();
-      T* dp = dx.data<T>();
-#pragma omp parallel for schedule(static) if (planes * ho * wo * kernel * kernel > kParallelGrain)
-      for (int64_t p = 0; p < planes; ++p) {
-        const T* gr = gp + p * ho * wo;
-        T* d = dp + p * h * w;
-        for_each_avg_window(h, w, ho, wo, kernel, stride, padding,
-                            [&](int64_t oh, int64_t ow, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t div) {
-                              const T v = gr[oh * wo + ow] / static_cast<T>(div);
-                              for (int64_t i = h0; i < h1; ++i)
-                                for (int64_t j = w0; j < w1; ++j) d[i * w + j] += v;
-                            });
-      }
-    });
-    return {dx};
+    const int64_t work = grad_out.size(2) * grad_out.size(3) * kernel * kernel;
+    return {scatter_planes(grad_out, in_sizes, "avg_pool2d", work, [&](int64_t, const auto* gr, auto* d, const PlaneDims& pd) {
+      using T = std::remove_cv_t<std::remove_pointer_t<decltype(gr)>>;
+      for_each_avg_window(pd.h, pd.w, pd.ho, pd.wo, kernel, stride, padding,
+                          [&](int64_t oh, int64_t ow, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t div) {
+                            const T v = gr[oh * pd.wo + ow] / static_cast<T>(div);
+                            for (int64_t i = h0; i < h1; ++i)
+                              for (int64_t j = w0; j < w1; ++j) d[i * pd.w + j] += v;
+                          });
+    })};
   }
   std::string name() const override { return "AvgPool2dBackward"; }
 };
@@ -128,30 +107,19 @@ inline int64_t bin_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * i
 struct AdaptiveAvgPool2dBackward final : autograd::Node {
   Shape in_sizes;
   std::vector<Tensor> backward(const Tensor& grad_out) override {
-    Tensor g = grad_out.contiguous();
-    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
-    const int64_t planes = in_sizes[0] * in_sizes[1], h = in_sizes[2], w = in_sizes[3];
-    const int64_t ho = g.size(2), wo = g.size(3);
-    dispatch_float(g.dtype(), "adaptive_avg_pool2d", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* gp = g.data<T>();
-      T* dp = dx.data<T>();
-#pragma omp parallel for schedule(static) if (planes * h * w > kParallelGrain)
-      for (int64_t p = 0; p < planes; ++p) {
-        const T* gr = gp + p * ho * wo;
-        T* d = dp + p * h * w;
-        for (int64_t oh = 0; oh < ho; ++oh) {
-          const int64_t h0 = bin_start(oh, h, ho), h1 = bin_end(oh, h, ho);
-          for (int64_t ow = 0; ow < wo; ++ow) {
-            const int64_t w0 = bin_start(ow, w, wo), w1 = bin_end(ow, w, wo);
-            const T v = gr[oh * wo + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
-            for (int64_t i = h0; i < h1; ++i)
-              for (int64_t j = w0; j < w1; ++j) d[i * w + j] += v;
-          }
+    const int64_t work = in_sizes[2] * in_sizes[3];
+    return {scatter_planes(grad_out, in_sizes, "adaptive_avg_pool2d", work, [&](int64_t, const auto* gr, auto* d, const PlaneDims& pd) {
+      using T = std::remove_cv_t<std::remove_pointer_t<decltype(gr)>>;
+      for (int64_t oh = 0; oh < pd.ho; ++oh) {
+        const int64_t h0 = bin_start(oh, pd.h, pd.ho), h1 = bin_end(oh, pd.h, pd.ho);
+        for (int64_t ow = 0; ow < pd.wo; ++ow) {
+          const int64_t w0 = bin_start(ow, pd.w, pd.wo), w1 = bin_end(ow, pd.w, pd.wo);
+          const T v = gr[oh * pd.wo + ow] / static_cast<T>((h1 - h0) * (w1 - w0));
+          for (int64_t i = h0; i < h1; ++i)
+            for (int64_t j = w0; j < w1; ++j) d[i * pd.w + j] += v;
         }
       }
-    });
-    return {dx};
+    })};
   }
   std::string name() const override { return "AdaptiveAvgPool2dBackward"; }
 };

@@ -5,6 +5,8 @@
 // deterministic without atomics. Tested by tests/ops/test_upsample.cpp.
 #include "kernels/upsample.h"
 
+#include "kernels/plane_scatter.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -74,36 +76,25 @@ struct UpsampleBilinear2dBackward final : autograd::Node {
   Shape in_sizes;
   bool align_corners = false;
   std::vector<Tensor> backward(const Tensor& grad_out) override {
-    Tensor g = grad_out.contiguous();
-    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
-    const int64_t planes = in_sizes[0] * in_sizes[1], h = in_sizes[2], w = in_sizes[3];
-    const int64_t ho = g.size(2), wo = g.size(3);
-    const LinearAxis ay = linear_axis(h, ho, align_corners), ax = linear_axis(w, wo, align_corners);
-    dispatch_float(g.dtype(), "upsample_bilinear2d", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* gp = g.data<T>();
-      T* dp = dx.data<T>();
-#pragma omp parallel for schedule(static) if (planes * ho * wo > kParallelGrain)
-      for (int64_t p = 0; p < planes; ++p) {
-        const T* gr = gp + p * ho * wo;
-        T* d = dp + p * h * w;
-        for (int64_t oy = 0; oy < ho; ++oy) {
-          T* r0 = d + ay.i0[oy] * w;
-          T* r1 = r0 + ay.off[oy] * w;
-          const T wy0 = static_cast<T>(ay.l0[oy]), wy1 = static_cast<T>(ay.l1[oy]);
-          for (int64_t ox = 0; ox < wo; ++ox) {
-            const T v = gr[oy * wo + ox];
-            const int64_t c0 = ax.i0[ox], c1 = c0 + ax.off[ox];
-            const T wx0 = static_cast<T>(ax.l0[ox]), wx1 = static_cast<T>(ax.l1[ox]);
-            r0[c0] += wy0 * wx0 * v;
-            r0[c1] += wy0 * wx1 * v;
-            r1[c0] += wy1 * wx0 * v;
-            r1[c1] += wy1 * wx1 * v;
-          }
+    const int64_t ho = grad_out.size(2), wo = grad_out.size(3);
+    const LinearAxis ay = linear_axis(in_sizes[2], ho, align_corners), ax = linear_axis(in_sizes[3], wo, align_corners);
+    return {scatter_planes(grad_out, in_sizes, "upsample_bilinear2d", ho * wo, [&](int64_t, const auto* gr, auto* d, const PlaneDims& pd) {
+      using T = std::remove_cv_t<std::remove_pointer_t<decltype(gr)>>;
+      for (int64_t oy = 0; oy < pd.ho; ++oy) {
+        T* r0 = d + ay.i0[oy] * pd.w;
+        T* r1 = r0 + ay.off[oy] * pd.w;
+        const T wy0 = static_cast<T>(ay.l0[oy]), wy1 = static_cast<T>(ay.l1[oy]);
+        for (int64_t ox = 0; ox < pd.wo; ++ox) {
+          const T v = gr[oy * pd.wo + ox];
+          const int64_t c0 = ax.i0[ox], c1 = c0 + ax.off[ox];
+          const T wx0 = static_cast<T>(ax.l0[ox]), wx1 = static_cast<T>(ax.l1[ox]);
+          r0[c0] += wy0 * wx0 * v;
+          r0[c1] += wy0 * wx1 * v;
+          r1[c0] += wy1 * wx0 * v;
+          r1[c1] += wy1 * wx1 * v;
         }
       }
-    });
-    return {dx};
+    })};
   }
   std::string name() const override { return "UpsampleBilinear2dBackward"; }
 };
@@ -111,26 +102,14 @@ struct UpsampleBilinear2dBackward final : autograd::Node {
 struct UpsampleNearest2dBackward final : autograd::Node {
   Shape in_sizes;
   std::vector<Tensor> backward(const Tensor& grad_out) override {
-    Tensor g = grad_out.contiguous();
-    Tensor dx = Tensor::zeros(in_sizes, g.dtype(), g.device());
-    const int64_t planes = in_sizes[0] * in_sizes[1], h = in_sizes[2], w = in_sizes[3];
-    const int64_t ho = g.size(2), wo = g.size(3);
-    const std::vector<int64_t> iy = nearest_axis(h, ho), ix = nearest_axis(w, wo);
-    dispatch_float(g.dtype(), "upsample_nearest2d", [&](auto tag) {
-      using T = typename decltype(tag)::type;
-      const T* gp = g.data<T>();
-      T* dp = dx.data<T>();
-#pragma omp parallel for schedule(static) if (planes * ho * wo > kParallelGrain)
-      for (int64_t p = 0; p < planes; ++p) {
-        const T* gr = gp + p * ho * wo;
-        T* d = dp + p * h * w;
-        for (int64_t oy = 0; oy < ho; ++oy) {
-          T* r = d + iy[oy] * w;
-          for (int64_t ox = 0; ox < wo; ++ox) r[ix[ox]] += gr[oy * wo + ox];
-        }
+    const int64_t ho = grad_out.size(2), wo = grad_out.size(3);
+    const std::vector<int64_t> iy = nearest_axis(in_sizes[2], ho), ix = nearest_axis(in_sizes[3], wo);
+    return {scatter_planes(grad_out, in_sizes, "upsample_nearest2d", ho * wo, [&](int64_t, const auto* gr, auto* d, const PlaneDims& pd) {
+      for (int64_t oy = 0; oy < pd.ho; ++oy) {
+        auto* r = d + iy[oy] * pd.w;
+        for (int64_t ox = 0; ox < pd.wo; ++ox) r[ix[ox]] += gr[oy * pd.wo + ox];
       }
-    });
-    return {dx};
+    })};
   }
   std::string name() const override { return "UpsampleNearest2dBackward"; }
 };
