@@ -117,3 +117,17 @@ TEST_CASE("pooling: bad input names the op") {
   expect_error([&] { adaptive_avg_pool2d(x, 0, 3); }, "adaptive_avg_pool2d");
   expect_error([&] { adaptive_avg_pool2d(Tensor::zeros({5, 5}), 2, 2); }, "adaptive_avg_pool2d");
 }
+
+TEST_CASE("max_pool2d: without a graph (no indices kept) the values are the same as with one") {
+  Tensor x = rand_input({2, 3, 9, 11}, -1.0, 1.0, 99).to(DType::Float32).detach();
+  Tensor with_grad = x.clone().set_requires_grad(true);
+  Tensor a = max_pool2d(with_grad, 3, 2, 1);
+  CHECK(a.requires_grad());
+  Tensor b;
+  {
+    NoGradGuard ng;
+    b = max_pool2d(x, 3, 2, 1);
+  }
+  CHECK(!b.requires_grad());
+  CHECK(a.detach().to_vector<float>() == b.to_vector<float>());
+}
