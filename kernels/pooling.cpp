@@ -4,7 +4,7 @@
 // deterministic, no atomics. Tested by tests/ops/test_pooling.cpp.
 #include "kernels/pooling.h"
 
-#include "kernels/plane_scatter.h"
+#include "kernels/plane_loops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,7 +17,6 @@ namespace moeseg {
 
 namespace {
 
-constexpr int64_t kParallelGrain = 1 << 14;   // elements below which one thread is faster
 
 void check_input(const Tensor& x, const char* op) {
   check_defined(x, op, "input");
@@ -131,43 +130,35 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t ho = pooled_size(x, h, kernel, stride, padding, "max_pool2d");
   const int64_t wo = pooled_size(x, w, kernel, stride, padding, "max_pool2d");
-  Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty({n, c, ho, wo}, x.dtype(), x.device());
   // The argmax indices are only needed for backward: without a graph they are not written
   // (they would be a third of the memory traffic of a 3x3 / stride-2 pool).
   const bool keep_indices = autograd::needs_grad({&x});
   Tensor idx = keep_indices ? Tensor::empty({n, c, ho, wo}, DType::Int64, x.device()) : Tensor();
-  dispatch_float(x.dtype(), "max_pool2d", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* xp = xc.data<T>();
-    T* yp = y.data<T>();
-    int64_t* ip = keep_indices ? idx.data<int64_t>() : nullptr;
-#pragma omp parallel for schedule(static) if (n * c * ho * wo * kernel * kernel > kParallelGrain)
-    for (int64_t p = 0; p < n * c; ++p) {
-      const T* xr = xp + p * h * w;
-      for (int64_t oh = 0; oh < ho; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * stride - padding, 0);
-        const int64_t h1 = std::min(oh * stride - padding + kernel, h);
-        for (int64_t ow = 0; ow < wo; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * stride - padding, 0);
-          const int64_t w1 = std::min(ow * stride - padding + kernel, w);
-          // Padding counts as -inf; the first maximum in row-major order wins ties (strict >),
-          // and a NaN wins and propagates, as in PyTorch.
-          int64_t best_i = h0 * w + w0;
-          T best = -std::numeric_limits<T>::infinity();
-          for (int64_t i = h0; i < h1; ++i)
-            for (int64_t j = w0; j < w1; ++j) {
-              const T v = xr[i * w + j];
-              if (v > best || std::isnan(v)) {
-                best = v;
-                best_i = i * w + j;
-                if (std::isnan(v)) goto done;
-              }
+  int64_t* ip = keep_indices ? idx.data<int64_t>() : nullptr;
+  Tensor y = map_planes(x, ho, wo, "max_pool2d", ho * wo * kernel * kernel, [&](int64_t p, const auto* xr, auto* yr, const PlaneDims&) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;
+    for (int64_t oh = 0; oh < ho; ++oh) {
+      const int64_t h0 = std::max<int64_t>(oh * stride - padding, 0);
+      const int64_t h1 = std::min(oh * stride - padding + kernel, h);
+      for (int64_t ow = 0; ow < wo; ++ow) {
+        const int64_t w0 = std::max<int64_t>(ow * stride - padding, 0);
+        const int64_t w1 = std::min(ow * stride - padding + kernel, w);
+        // Padding counts as -inf; the first maximum in row-major order wins ties (strict >),
+        // and a NaN wins and propagates, as in PyTorch.
+        int64_t best_i = h0 * w + w0;
+        T best = -std::numeric_limits<T>::infinity();
+        for (int64_t i = h0; i < h1; ++i)
+          for (int64_t j = w0; j < w1; ++j) {
+            const T v = xr[i * w + j];
+            if (v > best || std::isnan(v)) {
+              best = v;
+              best_i = i * w + j;
+              if (std::isnan(v)) goto done;
             }
-        done:
-          yp[p * ho * wo + oh * wo + ow] = best;
-          if (ip) ip[p * ho * wo + oh * wo + ow] = best_i;
-        }
+          }
+      done:
+        yr[oh * wo + ow] = best;
+        if (ip) ip[p * ho * wo + oh * wo + ow] = best_i;
       }
     }
   });
@@ -182,28 +173,19 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input(x, "avg_pool2d");
-  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  const int64_t h = x.size(2), w = x.size(3);
   const int64_t ho = pooled_size(x, h, kernel, stride, padding, "avg_pool2d");
   const int64_t wo = pooled_size(x, w, kernel, stride, padding, "avg_pool2d");
-  Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty({n, c, ho, wo}, x.dtype(), x.device());
-  dispatch_float(x.dtype(), "avg_pool2d", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* xp = xc.data<T>();
-    T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (n * c * ho * wo * kernel * kernel > kParallelGrain)
-    for (int64_t p = 0; p < n * c; ++p) {
-      const T* xr = xp + p * h * w;
-      T* yr = yp + p * ho * wo;
-      for_each_avg_window(h, w, ho, wo, kernel, stride, padding,
-                          [&](int64_t oh, int64_t ow, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t div) {
-                            // Window sums in double: cheap here and keeps float32 within 1 ulp.
-                            double s = 0;
-                            for (int64_t i = h0; i < h1; ++i)
-                              for (int64_t j = w0; j < w1; ++j) s += xr[i * w + j];
-                            yr[oh * wo + ow] = static_cast<T>(s / static_cast<double>(div));
-                          });
-    }
+  Tensor y = map_planes(x, ho, wo, "avg_pool2d", ho * wo * kernel * kernel, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;
+    for_each_avg_window(h, w, ho, wo, kernel, stride, padding,
+                        [&](int64_t oh, int64_t ow, int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t div) {
+                          // Window sums in double: cheap here and keeps float32 within 1 ulp.
+                          double s = 0;
+                          for (int64_t i = h0; i < h1; ++i)
+                            for (int64_t j = w0; j < w1; ++j) s += xr[i * w + j];
+                          yr[oh * wo + ow] = static_cast<T>(s / static_cast<double>(div));
+                        });
   });
   if (autograd::needs_grad({&x})) {
     auto node = std::make_shared<AvgPool2dBackward>();
@@ -220,27 +202,18 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   check_input(x, "adaptive_avg_pool2d");
   MOESEG_CHECK(out_h > 0 && out_w > 0, "adaptive_avg_pool2d: output size ", out_h, "x", out_w,
                " must be positive (input ", x.str(), ")");
-  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty({n, c, out_h, out_w}, x.dtype(), x.device());
-  dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* xp = xc.data<T>();
-    T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (n * c * h * w > kParallelGrain)
-    for (int64_t p = 0; p < n * c; ++p) {
-      const T* xr = xp + p * h * w;
-      T* yr = yp + p * out_h * out_w;
-      for (int64_t oh = 0; oh < out_h; ++oh) {
-        const int64_t h0 = bin_start(oh, h, out_h), h1 = bin_end(oh, h, out_h);
-        for (int64_t ow = 0; ow < out_w; ++ow) {
-          const int64_t w0 = bin_start(ow, w, out_w), w1 = bin_end(ow, w, out_w);
-          // Global pooling sums a whole plane: accumulate in double.
-          double s = 0;
-          for (int64_t i = h0; i < h1; ++i)
-            for (int64_t j = w0; j < w1; ++j) s += xr[i * w + j];
-          yr[oh * out_w + ow] = static_cast<T>(s / static_cast<double>((h1 - h0) * (w1 - w0)));
-        }
+  const int64_t h = x.size(2), w = x.size(3);
+  Tensor y = map_planes(x, out_h, out_w, "adaptive_avg_pool2d", h * w, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const int64_t h0 = bin_start(oh, h, out_h), h1 = bin_end(oh, h, out_h);
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const int64_t w0 = bin_start(ow, w, out_w), w1 = bin_end(ow, w, out_w);
+        // Global pooling sums a whole plane: accumulate in double.
+        double s = 0;
+        for (int64_t i = h0; i < h1; ++i)
+          for (int64_t j = w0; j < w1; ++j) s += xr[i * w + j];
+        yr[oh * out_w + ow] = static_cast<T>(s / static_cast<double>((h1 - h0) * (w1 - w0)));
       }
     }
   });

@@ -5,7 +5,7 @@
 // deterministic without atomics. Tested by tests/ops/test_upsample.cpp.
 #include "kernels/upsample.h"
 
-#include "kernels/plane_scatter.h"
+#include "kernels/plane_loops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -17,7 +17,6 @@ namespace moeseg {
 
 namespace {
 
-constexpr int64_t kParallelGrain = 1 << 14;
 
 void check_args(const Tensor& x, int64_t out_h, int64_t out_w, const char* op) {
   check_defined(x, op, "input");
@@ -118,27 +117,18 @@ struct UpsampleNearest2dBackward final : autograd::Node {
 
 Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners) {
   check_args(x, out_h, out_w, "upsample_bilinear2d");
-  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty({n, c, out_h, out_w}, x.dtype(), x.device());
+  const int64_t h = x.size(2), w = x.size(3);
   const LinearAxis ay = linear_axis(h, out_h, align_corners), ax = linear_axis(w, out_w, align_corners);
-  dispatch_float(x.dtype(), "upsample_bilinear2d", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* xp = xc.data<T>();
-    T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (n * c * out_h * out_w > kParallelGrain)
-    for (int64_t p = 0; p < n * c; ++p) {
-      const T* xr = xp + p * h * w;
-      T* yr = yp + p * out_h * out_w;
-      for (int64_t oy = 0; oy < out_h; ++oy) {
-        const T* r0 = xr + ay.i0[oy] * w;
-        const T* r1 = r0 + ay.off[oy] * w;
-        const T wy0 = static_cast<T>(ay.l0[oy]), wy1 = static_cast<T>(ay.l1[oy]);
-        for (int64_t ox = 0; ox < out_w; ++ox) {
-          const int64_t c0 = ax.i0[ox], c1 = c0 + ax.off[ox];
-          const T wx0 = static_cast<T>(ax.l0[ox]), wx1 = static_cast<T>(ax.l1[ox]);
-          yr[oy * out_w + ox] = wy0 * (wx0 * r0[c0] + wx1 * r0[c1]) + wy1 * (wx0 * r1[c0] + wx1 * r1[c1]);
-        }
+  Tensor y = map_planes(x, out_h, out_w, "upsample_bilinear2d", out_h * out_w, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      const T* r0 = xr + ay.i0[oy] * w;
+      const T* r1 = r0 + ay.off[oy] * w;
+      const T wy0 = static_cast<T>(ay.l0[oy]), wy1 = static_cast<T>(ay.l1[oy]);
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        const int64_t c0 = ax.i0[ox], c1 = c0 + ax.off[ox];
+        const T wx0 = static_cast<T>(ax.l0[ox]), wx1 = static_cast<T>(ax.l1[ox]);
+        yr[oy * out_w + ox] = wy0 * (wx0 * r0[c0] + wx1 * r0[c1]) + wy1 * (wx0 * r1[c0] + wx1 * r1[c1]);
       }
     }
   });
@@ -153,22 +143,13 @@ Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w, bool a
 
 Tensor upsample_nearest2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   check_args(x, out_h, out_w, "upsample_nearest2d");
-  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-  Tensor xc = x.detach().contiguous();
-  Tensor y = Tensor::empty({n, c, out_h, out_w}, x.dtype(), x.device());
+  const int64_t h = x.size(2), w = x.size(3);
   const std::vector<int64_t> iy = nearest_axis(h, out_h), ix = nearest_axis(w, out_w);
-  dispatch_float(x.dtype(), "upsample_nearest2d", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T* xp = xc.data<T>();
-    T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (n * c * out_h * out_w > kParallelGrain)
-    for (int64_t p = 0; p < n * c; ++p) {
-      const T* xr = xp + p * h * w;
-      T* yr = yp + p * out_h * out_w;
-      for (int64_t oy = 0; oy < out_h; ++oy) {
-        const T* r = xr + iy[oy] * w;
-        for (int64_t ox = 0; ox < out_w; ++ox) yr[oy * out_w + ox] = r[ix[ox]];
-      }
+  Tensor y = map_planes(x, out_h, out_w, "upsample_nearest2d", out_h * out_w, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {
+    using T = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;
+    for (int64_t oy = 0; oy < out_h; ++oy) {
+      const T* r = xr + iy[oy] * w;
+      for (int64_t ox = 0; ox < out_w; ++ox) yr[oy * out_w + ox] = r[ix[ox]];
     }
   });
   if (autograd::needs_grad({&x})) {
