@@ -130,8 +130,7 @@ Sample A2D2Dataset::get(size_t i) const {
   const A2D2Entry& e = entries_[i];
   Image img = read_image(e.image_path, 3);
   Image lab = read_image(e.label_path, 3);
-  MOESEG_CHECK(img.height == lab.height && img.width == lab.width, "A2D2: image '", e.image_path, "' is ", img.width, "x",
-               img.height, " but its label '", e.label_path, "' is ", lab.width, "x", lab.height);
+  check_label_matches_image(img, e.image_path, lab, e.label_path, "A2D2");
   Sample s;
   s.image = image_to_tensor(img);
   s.label = decode_label(lab, e.label_path);

@@ -52,8 +52,7 @@ Sample CityscapesDataset::get(size_t i) const {
   const Entry& e = entries_[i];
   Image img = read_image(e.image_path, 3);
   Image lab = read_gray_label(e.label_path);
-  MOESEG_CHECK(img.height == lab.height && img.width == lab.width, "Cityscapes: image '", e.image_path, "' is ", img.width,
-               "x", img.height, " but its label '", e.label_path, "' is ", lab.width, "x", lab.height);
+  check_label_matches_image(img, e.image_path, lab, e.label_path, "Cityscapes");
   Sample s;
   s.image = image_to_tensor(img);
   s.label = Tensor::empty({lab.height, lab.width}, DType::Int64);

@@ -51,8 +51,7 @@ Sample FolderDataset::get(size_t i) const {
   const Entry& e = entries_[i];
   Image img = read_image(e.image_path, 3);
   Image lab = read_gray_label(e.label_path);
-  MOESEG_CHECK(img.height == lab.height && img.width == lab.width, "FolderDataset: image '", e.image_path, "' is ", img.width,
-               "x", img.height, " but its label '", e.label_path, "' is ", lab.width, "x", lab.height);
+  check_label_matches_image(img, e.image_path, lab, e.label_path, "FolderDataset");
   for (size_t k = 0; k < lab.pixels.size(); ++k) {
     const int v = lab.pixels[k];
     MOESEG_CHECK(v < opt_.num_classes || v == opt_.ignore_index, "FolderDataset: label '", e.label_path, "' has value ", v,

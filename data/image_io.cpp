@@ -73,6 +73,12 @@ Image read_image(const std::string& path, int channels) {
   return img;
 }
 
+void check_label_matches_image(const Image& img, const std::string& image_path, const Image& lab,
+                               const std::string& label_path, const char* dataset) {
+  MOESEG_CHECK(img.height == lab.height && img.width == lab.width, dataset, ": image '", image_path, "' is ", img.width,
+               "x", img.height, " but its label '", label_path, "' is ", lab.width, "x", lab.height);
+}
+
 Image read_gray_label(const std::string& path) {
   Image img = read_image(path, 0);
   MOESEG_CHECK(img.channels == 1, "label file '", path, "' has ", img.channels,

@@ -30,6 +30,11 @@ Image read_image(const std::string& path, int channels = 0);
 // an error naming the path: silently converting colours to luminance would corrupt the labels.
 Image read_gray_label(const std::string& path);
 
+// Throws naming both files when an image and its label differ in size; `dataset` prefixes the
+// message (e.g. "CamVid").
+void check_label_matches_image(const Image& image, const std::string& image_path, const Image& label,
+                               const std::string& label_path, const char* dataset);
+
 // Deflate effort of a PNG: Compressed uses stb_image_write (smallest files, ~7 ms for a noisy
 // 240x320 photo, ~3 ms for a flat label); Fast is our run-length deflate (matches one pixel to
 // the left or one row up only: flat label images shrink ~50x at a fraction of a millisecond);
