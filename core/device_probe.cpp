@@ -2,6 +2,7 @@
 #include "core/device_probe.h"
 
 #include "core/allocator.h"
+#include "core/cuda_emulation.h"
 
 #include <cstdio>
 
@@ -38,6 +39,14 @@ Device resolve_device(const std::string& requested) {
   Device d = Device::parse(requested);
   if (d.is_cpu()) return d;
   std::string why;
+  if (cuda_emulated()) {
+    static bool said = false;
+    if (!said)
+      std::fprintf(stderr, "moeseg: %s is emulated: no GPU is used, the CUDA kernels run on the CPU through "
+                   "CUDA-on-CPU (MOESEG_CUDA_EMULATE; slow, for testing)\n", requested.c_str());
+    said = true;
+    return d;
+  }
   if (!cuda_usable(&why) || !device_available(DeviceType::CUDA)) {
     if (why.empty()) why = "the CUDA kernels are not part of this build yet";
     std::fprintf(stderr, "moeseg: %s requested but not usable (%s); running on the CPU\n", requested.c_str(), why.c_str());

@@ -38,7 +38,14 @@ Generator& default_generator() {
 void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
 
 void uniform_(const Tensor& t, double lo, double hi, Generator& g) {
-  check_cpu(t, "uniform_");
+  if (!t.device().is_cpu()) {
+    // Drawn on the CPU from the same generator (same values on every device), then uploaded.
+    Tensor h = host_mirror(t);
+    uniform_(h, lo, hi, g);
+    upload_mirror(h, t);
+    t.bump_version();
+    return;
+  }
   MOESEG_CHECK(t.is_contiguous(), "uniform_: tensor ", t.str(), " must be contiguous");
   const int64_t n = t.numel();
   const uint64_t base = g.reserve((n + 3) / 4);
@@ -57,7 +64,14 @@ void uniform_(const Tensor& t, double lo, double hi, Generator& g) {
 }
 
 void normal_(const Tensor& t, double mean, double std, Generator& g) {
-  check_cpu(t, "normal_");
+  if (!t.device().is_cpu()) {
+    // Drawn on the CPU from the same generator (same values on every device), then uploaded.
+    Tensor h = host_mirror(t);
+    normal_(h, mean, std, g);
+    upload_mirror(h, t);
+    t.bump_version();
+    return;
+  }
   MOESEG_CHECK(t.is_contiguous(), "normal_: tensor ", t.str(), " must be contiguous");
   const int64_t n = t.numel();
   const uint64_t base = g.reserve((n + 1) / 2);   // one block per two values (Box-Muller pairs)

@@ -233,12 +233,16 @@ void copy_half(const Tensor& dst, const Tensor& src) {
 void Tensor::copy_(const Tensor& src) {
   check_defined(src, "copy_", "src");
   Tensor s = src.sizes() == sizes() ? src : src.expand(sizes());
-  if (!device().is_cpu() || !s.device().is_cpu()) {
-    MOESEG_CHECK(is_contiguous() && dtype() == s.dtype(), "copy_: cross-device copy needs a contiguous "
-                 "destination of the same dtype: ", str(), " <- ", s.str());
-    Tensor sc = s.contiguous();
+  const bool on_host = device().is_cpu() && s.device().is_cpu();
+  if (!on_host && is_contiguous() && s.is_contiguous() && dtype() == s.dtype()) {
+    // One flat copy between or within devices.
     backend_for(device().is_cpu() ? s.device() : device())
-        .copy(raw_data(), device(), sc.raw_data(), sc.device(), numel() * dtype_size(dtype()));
+        .copy(raw_data(), device(), s.raw_data(), s.device(), numel() * dtype_size(dtype()));
+  } else if (!on_host) {
+    // Strided, broadcast or converting copy involving a device: through host mirrors (no kernel yet).
+    Tensor hd = host_mirror(*this);
+    hd.copy_(host_mirror(s));
+    if (!device().is_cpu()) upload_mirror(hd, *this);
   } else if (is_half(dtype()) || is_half(s.dtype())) {
     copy_half(*this, s);
   } else {
@@ -254,7 +258,13 @@ void Tensor::copy_(const Tensor& src) {
 }
 
 void Tensor::fill_(double value) {
-  check_cpu(*this, "fill_");
+  if (!device().is_cpu()) {
+    Tensor h = host_mirror(*this);
+    h.fill_(value);
+    upload_mirror(h, *this);
+    bump_version();
+    return;
+  }
   dispatch_all(dtype(), "fill_", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T v = static_cast<T>(value);
@@ -355,6 +365,24 @@ Shape infer_shape(const Shape& shape, int64_t numel, const char* op, const Tenso
 }
 
 }  // namespace
+
+Tensor host_mirror(const Tensor& t) {
+  if (t.device().is_cpu()) return t.detach();
+  const Storage& st = *t.impl().storage;
+  const int64_t elems = static_cast<int64_t>(st.nbytes / dtype_size(t.dtype()));
+  Tensor host = Tensor::empty({elems}, t.dtype(), Device{});
+  backend_for(t.device()).copy(host.raw_data(), Device{}, st.data, t.device(), st.nbytes);
+  return alias(host, t.sizes(), t.strides(), t.offset());
+}
+
+void upload_mirror(const Tensor& host, const Tensor& dev) {
+  MOESEG_CHECK(host.device().is_cpu() && !dev.device().is_cpu() && host.dtype() == dev.dtype() &&
+                   host.impl().storage->nbytes == dev.impl().storage->nbytes,
+               "upload_mirror: ", host.str(), " is not a host mirror of ", dev.str());
+  backend_for(dev.device()).copy(dev.impl().storage->data, dev.device(), host.impl().storage->data, Device{},
+                                 dev.impl().storage->nbytes);
+}
+
 
 // ---- views ------------------------------------------------------------------------------------
 
@@ -500,7 +528,6 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
 Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
-  check_cpu(*this, "to(dtype)");
   Tensor out = Tensor::empty(sizes(), t, device());
   out.copy_(*this);
   if (!is_floating(t) || !is_floating(dtype()) || is_half(t) || is_half(dtype())) return out;
@@ -517,6 +544,16 @@ Tensor Tensor::to(Device d) const {
   auto node = std::make_shared<ToDeviceBackward>();
   node->input_device = device();
   return record(*this, out, node);
+}
+
+void Tensor::move_storage_to(Device d) {
+  if (d == device()) return;
+  MOESEG_CHECK(is_leaf(), "move_storage_to: ", str(), " is not a leaf (it was made by an op)");
+  Tensor moved = detach().to(d);   // contiguous copy on d
+  impl().storage = moved.impl().storage;
+  impl().offset = 0;
+  impl().strides = moved.strides();
+  impl().grad.reset();
 }
 
 Tensor Tensor::detach() const { return alias(*this, sizes(), strides(), offset()); }

@@ -113,6 +113,9 @@ class Tensor {
   Tensor to(DType dtype) const;                 // differentiable between float types
   Tensor to(Device device) const;
   Tensor detach() const;                        // shares storage, no grad_fn
+  // Moves a leaf's values to `d` in place: every handle to this tensor sees the new device (how
+  // Module::to moves parameters and buffers held by layers). Its gradient is dropped.
+  void move_storage_to(Device d);
   void copy_(const Tensor& src);                // in place, broadcasting src; not recorded by autograd
   void fill_(double value);                     // in place
   void zero_() { fill_(0.0); }
@@ -144,6 +147,13 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
 void check_dim(const Tensor& t, int64_t ndim, const char* op, const char* arg);
 void check_not_empty(const Tensor& t, const char* op, const char* arg);
 void check_cpu(const Tensor& t, const char* op);
+
+// Device tensors without a device kernel for some core operation (strided copies, fill, random
+// fills, dtype casts): host_mirror gives a CPU tensor with t's sizes, strides and offset over a
+// host copy of t's whole storage (no graph); upload_mirror writes such a mirror back into t's
+// storage. Slow (whole-storage round trips) but correct for any view; ops replace it by kernels.
+Tensor host_mirror(const Tensor& t);
+void upload_mirror(const Tensor& host, const Tensor& dev);
 
 // Calls fn(linear_offset_in_elements) for every element of (sizes, strides), in row-major order.
 // The workhorse of strided copies; fast paths exist for contiguous data in the callers.

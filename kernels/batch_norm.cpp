@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
 
 namespace moeseg {
 
@@ -124,7 +125,20 @@ void check_param(const Tensor& p, const Tensor& x, int64_t c, const char* what) 
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                     const Tensor& running_var, bool training, double momentum, double eps) {
   check_defined(x, "batch_norm2d", "input");
-  check_cpu(x, "batch_norm2d");
+  if (on_cuda(x)) {
+    // The running statistics are buffers updated in place: run on host copies, copy them back.
+    note_cpu_fallback("batch_norm2d");
+    Tensor rm = running_mean.defined() ? running_mean.detach().to(Device{}) : Tensor();
+    Tensor rv = running_var.defined() ? running_var.detach().to(Device{}) : Tensor();
+    Tensor y = batch_norm2d(cpu_copy(x), cpu_copy(weight), cpu_copy(bias), rm, rv, training, momentum, eps)
+                   .to(x.device());
+    if (training && rm.defined()) {
+      NoGradGuard ng;
+      Tensor(running_mean).copy_(rm);   // a handle on the same buffer
+      Tensor(running_var).copy_(rv);
+    }
+    return y;
+  }
   MOESEG_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, "batch_norm2d: input ", x.str(),
                " must be float32 or float64");
   MOESEG_CHECK(x.dim() == 4, "batch_norm2d: input must be 4-D [N, C, H, W], got ", x.str());

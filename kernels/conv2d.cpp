@@ -5,6 +5,8 @@
 #include "kernels/conv2d.h"
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
+#include "kernels/gpu_kernels.h"
 #include "kernels/conv2d_cpu.h"
 
 #include <stdexcept>
@@ -29,12 +31,17 @@ std::string opt_str(const Conv2dOptions& o) {
                                 ") dilation=(", o.dil_h, ",", o.dil_w, ") groups=", o.groups);
 }
 
+GpuConv2dShape gpu_shape(const cpu::Conv2dGeometry& g) {
+  auto i = [](int64_t v) { return static_cast<int>(v); };
+  return {i(g.n), i(g.c_in), i(g.h_in), i(g.w_in), i(g.c_out), i(g.kh), i(g.kw), i(g.stride_h), i(g.stride_w),
+          i(g.pad_h), i(g.pad_w), i(g.dil_h), i(g.dil_w), i(g.groups)};
+}
+
 // All argument checks happen here, so that the raw kernels (which throw std::invalid_argument)
 // never see a bad geometry and the user gets a moeseg::Error naming conv2d and the shapes.
 void validate(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o) {
   check_defined(x, "conv2d", "input");
   check_defined(w, "conv2d", "weight");
-  check_cpu(x, "conv2d");
   check_same_device(x, w, "conv2d");
   check_same_dtype(x, w, "conv2d");
   MOESEG_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, "conv2d: input ", x.str(),
@@ -87,6 +94,33 @@ struct Conv2dBackward final : autograd::Node {
       dy = masked;
     }
     Tensor dx, dw, db;
+    if (on_cuda(dy)) {
+      // The implicit-GEMM kernels of kernels/cuda/conv2d_implicit_gemm.cu (float32 only: the
+      // forward sent float64 to the CPU).
+      const GpuKernels& k = gpu_kernels();
+      const GpuConv2dShape s = gpu_shape(geo);
+      if (fuse_relu) {
+        Tensor yv = y.get("conv2d").contiguous();
+        Tensor masked = Tensor::empty(dy.sizes(), dy.dtype(), dy.device());
+        k.relu_backward(dy.data<float>(), yv.data<float>(), masked.data<float>(), dy.numel());
+        dy = masked;
+      }
+      if (need_x) {
+        dx = Tensor::empty(xv.sizes(), xv.dtype(), xv.device());
+        k.conv2d_backward_data(s, dy.data<float>(), wv.data<float>(), dx.data<float>());
+      }
+      if (need_w || need_b) {
+        Tensor dw_buf = Tensor::empty(wv.sizes(), wv.dtype(), wv.device());
+        Tensor db_buf = has_bias ? Tensor::empty({geo.c_out}, wv.dtype(), wv.device()) : Tensor();
+        const int64_t ws_floats = static_cast<int64_t>(k.conv2d_backward_weight_workspace_floats(s));
+        Tensor ws = Tensor::empty({std::max<int64_t>(ws_floats, 1)}, DType::Float32, dy.device());
+        k.conv2d_backward_weight(s, xv.data<float>(), dy.data<float>(), dw_buf.data<float>(),
+                                 has_bias ? db_buf.data<float>() : nullptr, ws.data<float>());
+        if (need_w) dw = dw_buf;
+        if (need_b) db = db_buf;
+      }
+      return {dx, dw, db};
+    }
     dispatch_float(dy.dtype(), "conv2d", [&](auto tag) {
       using T = typename decltype(tag)::type;
       if (need_x) {
@@ -114,12 +148,20 @@ struct Conv2dBackward final : autograd::Node {
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opt) {
   validate(x, weight, bias, opt);
+  if (on_cuda(x) && x.dtype() != DType::Float32) {
+    note_cpu_fallback("conv2d", "float64");
+    return conv2d(cpu_copy(x), cpu_copy(weight), cpu_copy(bias), opt).to(x.device());
+  }
   Tensor xc = x.detach().contiguous();
   Tensor wc = weight.detach().contiguous();
   Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
   const cpu::Conv2dGeometry geo = make_geometry(xc, wc, opt);
   Tensor y = Tensor::empty({geo.n, geo.c_out, geo.h_out(), geo.w_out()}, x.dtype(), x.device());
   try {
+    if (on_cuda(x))
+      gpu_kernels().conv2d_forward(gpu_shape(geo), xc.data<float>(), wc.data<float>(),
+                                   bc.defined() ? bc.data<float>() : nullptr, opt.fuse_relu, y.data<float>());
+    else
     dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
       using T = typename decltype(tag)::type;
       cpu::conv2d_forward<T>(geo, xc.data<T>(), wc.data<T>(), bc.defined() ? bc.data<T>() : nullptr, opt.fuse_relu,

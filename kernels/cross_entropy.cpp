@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
+#include "kernels/gpu_kernels.h"
 
 namespace moeseg {
 
@@ -151,6 +153,64 @@ std::string index_str(int64_t flat, const Shape& shape) {
   return shape_str(idx);
 }
 
+// ---- CUDA: the fused kernels of kernels/cuda/cross_entropy.cu (float32) --------------------
+
+struct CrossEntropyCudaBackward final : autograd::Node {
+  autograd::SavedTensor logits, target, weight, lse, result;   // result: {loss sum, weight sum, mean}
+  Geometry geo;
+  Reduction reduction = Reduction::Mean;
+  int64_t ignore_index = -100;
+  std::vector<Tensor> backward(const Tensor& grad) override {
+    Tensor x = logits.get("cross_entropy"), t = target.get("cross_entropy"), l = lse.get("cross_entropy");
+    Tensor r = result.get("cross_entropy");
+    Tensor w = weight.defined() ? weight.get("cross_entropy") : Tensor();
+    Tensor gc = grad.contiguous();
+    Tensor dx = Tensor::empty(x.sizes(), x.dtype(), x.device());
+    if (dx.numel() == 0) return {dx};
+    const int red = reduction == Reduction::None ? 0 : reduction == Reduction::Sum ? 1 : 2;
+    gpu_kernels().cross_entropy_backward(x.data<float>(), t.data<int64_t>(), w.defined() ? w.data<float>() : nullptr,
+                                         ignore_index, static_cast<int>(geo.N), static_cast<int>(geo.C), geo.P,
+                                         l.data<float>(), r.data<float>(), gc.data<float>(), red, dx.data<float>());
+    return {dx};
+  }
+  void release() override { logits.reset(); target.reset(); weight.reset(); lse.reset(); result.reset(); }
+  std::string name() const override { return "CrossEntropyBackward"; }
+};
+
+Tensor cross_entropy_cuda(const Tensor& logits, const Tensor& x, const Tensor& t, const Tensor& w,
+                          const Shape& tshape, const Geometry& geo, Reduction red, int64_t ignore_index) {
+  const GpuKernels& k = gpu_kernels();
+  const Device dev = logits.device();
+  const int N = static_cast<int>(geo.N), C = static_cast<int>(geo.C);
+  Tensor lse = Tensor::empty({geo.N * geo.P}, DType::Float32, dev);
+  Tensor loss = red == Reduction::None ? Tensor::empty(tshape, DType::Float32, dev) : Tensor();
+  Tensor result = Tensor::zeros({3}, DType::Float32, dev);
+  if (x.numel() > 0) {
+    const int64_t ws_floats = static_cast<int64_t>(k.cross_entropy_workspace_floats(N, C, geo.P));
+    Tensor ws = Tensor::empty({std::max<int64_t>(ws_floats, 1)}, DType::Float32, dev);
+    k.cross_entropy_forward(x.data<float>(), t.data<int64_t>(), w.defined() ? w.data<float>() : nullptr,
+                            ignore_index, N, C, geo.P, lse.data<float>(), loss.defined() ? loss.data<float>() : nullptr,
+                            result.data<float>(), ws.data<float>());
+  } else if (red == Reduction::Mean) {
+    result.slice(0, 2, 3).fill_(std::numeric_limits<double>::quiet_NaN());   // 0/0, as torch
+  }
+  Tensor out = red == Reduction::None ? loss : result.slice(0, red == Reduction::Sum ? 0 : 2, red == Reduction::Sum ? 1 : 3)
+                                                   .reshape({}).contiguous();
+  if (autograd::needs_grad({&logits})) {
+    auto n = std::make_shared<CrossEntropyCudaBackward>();
+    n->logits = autograd::SavedTensor(x);
+    n->target = autograd::SavedTensor(t);
+    if (w.defined()) n->weight = autograd::SavedTensor(w);
+    n->lse = autograd::SavedTensor(lse);
+    n->result = autograd::SavedTensor(result);
+    n->geo = geo;
+    n->reduction = red;
+    n->ignore_index = ignore_index;
+    autograd::connect(n, {&logits}, out);
+  }
+  return out;
+}
+
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights, int64_t ignore_index,
@@ -158,7 +218,6 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& c
   const char* op = "cross_entropy";
   check_defined(logits, op, "logits");
   check_defined(target, op, "target");
-  check_cpu(logits, op);
   check_same_device(logits, target, op);
   MOESEG_CHECK(is_floating(logits.dtype()), "cross_entropy: logits must be float32 or float64, got ", logits.str());
   MOESEG_CHECK(logits.dim() >= 2, "cross_entropy: logits must be [N, C] or [N, C, H, W], got ", logits.str());
@@ -183,11 +242,18 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& c
                  class_weights.str());
     w = class_weights.detach().to(logits.dtype()).contiguous();
   }
+  if (on_cuda(logits) && logits.dtype() != DType::Float32) {
+    note_cpu_fallback("cross_entropy", "float64");
+    return cross_entropy(cpu_copy(logits), cpu_copy(target), cpu_copy(class_weights), ignore_index, reduction)
+        .to(logits.device());
+  }
   Tensor x = logits.detach().contiguous();
   Tensor t = target.detach().contiguous();
-  // Validate targets serially before the parallel pass (no throwing inside OpenMP regions).
+  // Validate targets serially before the parallel pass (no throwing inside OpenMP regions). On a
+  // CUDA device this reads a host copy of the targets: a clear error is worth the small copy.
   {
-    const int64_t* tp = t.data<int64_t>();
+    const Tensor th = on_cuda(t) ? t.to(Device{}) : t;
+    const int64_t* tp = th.data<int64_t>();
     for (int64_t i = 0; i < t.numel(); ++i) {
       const int64_t v = tp[i];
       if (v != ignore_index && (v < 0 || v >= geo.C))
@@ -195,6 +261,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& c
                     " is out of range for ", geo.C, " classes (ignore_index ", ignore_index, ")");
     }
   }
+  if (on_cuda(logits)) return cross_entropy_cuda(logits, x, t, w, tshape, geo, red, ignore_index);
   const DType dt = logits.dtype();
   Tensor lse = Tensor::empty({geo.N * geo.P}, dt, logits.device());
   Tensor loss = red == Reduction::None ? Tensor::empty(tshape, dt, logits.device()) : Tensor();

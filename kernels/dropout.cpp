@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
 
 namespace moeseg {
 
@@ -63,7 +64,11 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   check_defined(x, "dropout", "input");
   MOESEG_CHECK(p >= 0.0 && p <= 1.0, "dropout: probability p=", p, " must be in [0, 1]");
   if (!training || p == 0.0 || x.numel() == 0) return x;
-  check_cpu(x, "dropout");
+  if (on_cuda(x)) {
+    // The mask is drawn on the CPU from the same generator, so both devices drop the same elements.
+    note_cpu_fallback("dropout");
+    return dropout(cpu_copy(x), p, training, gen).to(x.device());
+  }
   MOESEG_CHECK(is_floating(x.dtype()), "dropout: input must be float32 or float64, got ", x.str());
   const int64_t n = x.numel();
   Tensor mask = Tensor::empty(x.sizes(), DType::UInt8, x.device());

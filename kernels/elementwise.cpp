@@ -5,6 +5,8 @@
 
 #include "core/autograd.h"
 #include "core/strided_loop.h"
+#include "kernels/device_fallback.h"
+#include "kernels/gpu_kernels.h"
 #include "kernels/reduce.h"
 
 namespace moeseg {
@@ -66,7 +68,18 @@ Tensor binary_forward(const Tensor& a, const Tensor& b, const char* op) {
   check_defined(b, op, "b");
   check_same_device(a, b, op);
   check_same_dtype(a, b, op);
-  check_cpu(a, op);
+  if (on_cuda(a)) {
+    const bool flat = a.sizes() == b.sizes() && a.is_contiguous() && b.is_contiguous() && a.dtype() == DType::Float32;
+    if (flat && (OP == BinOp::Add || OP == BinOp::Mul)) {
+      Tensor out = Tensor::empty(a.sizes(), a.dtype(), a.device());
+      const GpuKernels& k = gpu_kernels();
+      (OP == BinOp::Add ? k.add_forward : k.mul_forward)(a.data<float>(), b.data<float>(), out.data<float>(),
+                                                         out.numel());
+      return out;
+    }
+    note_cpu_fallback(op, flat ? nullptr : "broadcast, strided or float64 operands");
+    return binary_forward<OP>(a.detach().to(Device{}), b.detach().to(Device{}), op).to(a.device());
+  }
   Tensor out = Tensor::empty(broadcast_shapes(a.sizes(), b.sizes(), op), a.dtype(), a.device());
   // Operands are read through detached views so the expand above records no graph.
   Tensor da = a.detach(), db = b.detach();
@@ -159,8 +172,21 @@ void add_(const Tensor& dst, const Tensor& src, double alpha) {
   check_defined(dst, "add_", "dst");
   check_defined(src, "add_", "src");
   check_same_dtype(dst, src, "add_");
-  check_cpu(dst, "add_");
   check_same_device(dst, src, "add_");
+  if (on_cuda(dst)) {
+    if (alpha == 1.0 && dst.dtype() == DType::Float32 && src.sizes() == dst.sizes() && dst.is_contiguous() &&
+        src.is_contiguous()) {
+      // In place: each element reads its own dst value before writing it.
+      gpu_kernels().add_forward(dst.data<float>(), src.data<float>(), dst.data<float>(), dst.numel());
+    } else {
+      note_cpu_fallback("add_", "alpha != 1, broadcast, strided or float64 operands");
+      Tensor h = host_mirror(dst);
+      add_(h, src.detach().to(Device{}), alpha);
+      upload_mirror(h, dst);
+    }
+    dst.bump_version();
+    return;
+  }
   Tensor s = src.sizes() == dst.sizes() ? src.detach() : src.detach().expand(dst.sizes());
   dispatch_float(dst.dtype(), "add_", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -184,7 +210,14 @@ void add_(const Tensor& dst, const Tensor& src, double alpha) {
 }
 
 void mul_(const Tensor& dst, double s) {
-  check_cpu(dst, "mul_");
+  if (on_cuda(dst)) {
+    note_cpu_fallback("mul_");
+    Tensor h = host_mirror(dst);
+    mul_(h, s);
+    upload_mirror(h, dst);
+    dst.bump_version();
+    return;
+  }
   dispatch_float(dst.dtype(), "mul_", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* base = static_cast<T*>(dst.impl().storage->data);

@@ -14,6 +14,7 @@
 #include <climits>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
 #include "kernels/reduce.h"
 
 namespace moeseg {
@@ -132,7 +133,6 @@ struct LinearBackward final : autograd::Node {
 void check_operands(const Tensor& a, const Tensor& b, const char* op, const char* an, const char* bn) {
   check_defined(a, op, an);
   check_defined(b, op, bn);
-  check_cpu(a, op);
   check_same_device(a, b, op);
   check_same_dtype(a, b, op);
   MOESEG_CHECK(is_floating(a.dtype()), op, ": float32 or float64 expected, got ", a.str());
@@ -142,6 +142,10 @@ void check_operands(const Tensor& a, const Tensor& b, const char* op, const char
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_operands(a_in, b_in, "matmul", "a", "b");
+  if (on_cuda(a_in)) {
+    note_cpu_fallback("matmul");
+    return matmul(cpu_copy(a_in), cpu_copy(b_in)).to(a_in.device());
+  }
   MOESEG_CHECK((a_in.dim() == 2 || a_in.dim() == 3) && (b_in.dim() == 2 || b_in.dim() == 3), "matmul: ",
                a_in.str(), " @ ", b_in.str(), ": 2-D or 3-D (batched) operands expected");
   Tensor a = a_in, b = b_in;
@@ -166,6 +170,10 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_operands(x, weight, "linear", "x", "weight");
+  if (on_cuda(x)) {
+    note_cpu_fallback("linear");
+    return linear(cpu_copy(x), cpu_copy(weight), cpu_copy(bias)).to(x.device());
+  }
   MOESEG_CHECK(x.dim() >= 1, "linear: x must have at least one dim, got ", x.str());
   MOESEG_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got ", weight.str());
   const int64_t in = weight.size(1), out_f = weight.size(0);

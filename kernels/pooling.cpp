@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
 
 namespace moeseg {
 
@@ -20,7 +21,6 @@ namespace {
 
 void check_input(const Tensor& x, const char* op) {
   check_defined(x, op, "input");
-  check_cpu(x, op);
   MOESEG_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, op, ": input ", x.str(),
                " must be float32 or float64");
   MOESEG_CHECK(x.dim() == 4, op, ": input must be 4-D [N, C, H, W], got ", x.str());
@@ -127,6 +127,10 @@ struct AdaptiveAvgPool2dBackward final : autograd::Node {
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input(x, "max_pool2d");
+  if (on_cuda(x)) {
+    note_cpu_fallback("max_pool2d");
+    return max_pool2d(cpu_copy(x), kernel, stride, padding).to(x.device());
+  }
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t ho = pooled_size(x, h, kernel, stride, padding, "max_pool2d");
   const int64_t wo = pooled_size(x, w, kernel, stride, padding, "max_pool2d");
@@ -173,6 +177,10 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input(x, "avg_pool2d");
+  if (on_cuda(x)) {
+    note_cpu_fallback("avg_pool2d");
+    return avg_pool2d(cpu_copy(x), kernel, stride, padding).to(x.device());
+  }
   const int64_t h = x.size(2), w = x.size(3);
   const int64_t ho = pooled_size(x, h, kernel, stride, padding, "avg_pool2d");
   const int64_t wo = pooled_size(x, w, kernel, stride, padding, "avg_pool2d");
@@ -200,6 +208,10 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   check_input(x, "adaptive_avg_pool2d");
+  if (on_cuda(x)) {
+    note_cpu_fallback("adaptive_avg_pool2d");
+    return adaptive_avg_pool2d(cpu_copy(x), out_h, out_w).to(x.device());
+  }
   MOESEG_CHECK(out_h > 0 && out_w > 0, "adaptive_avg_pool2d: output size ", out_h, "x", out_w,
                " must be positive (input ", x.str(), ")");
   const int64_t h = x.size(2), w = x.size(3);

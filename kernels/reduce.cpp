@@ -7,6 +7,8 @@
 #include <numeric>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
+#include "kernels/gpu_kernels.h"
 #include "kernels/elementwise.h"
 
 namespace moeseg {
@@ -52,7 +54,26 @@ struct SumBackward final : autograd::Node {
 
 Tensor sum_impl(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim, double factor, const char* op) {
   check_defined(a, op, "input");
-  check_cpu(a, op);
+  if (on_cuda(a)) {
+    Plan p = make_plan(a, dims, keepdim, op);
+    if (p.rows != 1 || a.dtype() != DType::Float32 || factor != 1.0) {
+      note_cpu_fallback(op, "reductions over some dims, means or float64");
+      return sum_impl(cpu_copy(a), dims, keepdim, factor, op).to(a.device());
+    }
+    // A full sum: the deterministic two-level reduction of kernels/cuda/reduce.cu.
+    const GpuKernels& k = gpu_kernels();
+    Tensor x = a.detach().contiguous();
+    Tensor out = Tensor::empty(p.out, a.dtype(), a.device());
+    Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(k.sum_workspace_floats(x.numel())), 1)},
+                              DType::Float32, a.device());
+    k.sum_all(x.data<float>(), x.numel(), out.data<float>(), ws.data<float>());
+    if (autograd::needs_grad({&a})) {
+      auto n = std::make_shared<SumBackward>();
+      n->input_sizes = a.sizes(); n->keep_sizes = p.out_keep; n->factor = factor;
+      autograd::connect(n, {&a}, out);
+    }
+    return out;
+  }
   Plan p = make_plan(a, dims, keepdim, op);
   Tensor rows = as_rows(a, p);
   Tensor out = Tensor::empty(p.out, a.dtype(), a.device());
@@ -139,7 +160,10 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
 
 Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
   check_not_empty(a, "argmax", "input");
-  check_cpu(a, "argmax");
+  if (on_cuda(a)) {
+    note_cpu_fallback("argmax");
+    return argmax(cpu_copy(a), dim, keepdim).to(a.device());
+  }
   int64_t d = wrap_dim(dim, a.dim(), "argmax");
   Plan p = make_plan(a, {d}, keepdim, "argmax");
   Tensor rows = as_rows(a, p);
@@ -153,7 +177,10 @@ Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
 
 Tensor max(const Tensor& a, int64_t dim, bool keepdim) {
   check_not_empty(a, "max", "input");
-  check_cpu(a, "max");
+  if (on_cuda(a)) {
+    note_cpu_fallback("max");
+    return max(cpu_copy(a), dim, keepdim).to(a.device());
+  }
   int64_t d = wrap_dim(dim, a.dim(), "max");
   if (a.dim() == 0) return max(a.reshape({1}), 0, false).reshape({});   // torch: max(scalar, 0) is the scalar
   Tensor idx = argmax(a, d, true);
@@ -208,6 +235,10 @@ struct MaxAllBackward final : autograd::Node {
 
 Tensor max(const Tensor& a) {
   check_not_empty(a, "max", "input");
+  if (on_cuda(a)) {
+    note_cpu_fallback("max");
+    return max(cpu_copy(a)).to(a.device());
+  }
   Tensor out;
   {
     NoGradGuard ng;
@@ -224,7 +255,11 @@ Tensor max(const Tensor& a) {
 
 std::pair<Tensor, Tensor> topk(const Tensor& a, int64_t k, int64_t dim, bool largest) {
   check_not_empty(a, "topk", "input");
-  check_cpu(a, "topk");
+  if (on_cuda(a)) {
+    note_cpu_fallback("topk");
+    auto [values, indices] = topk(cpu_copy(a), k, dim, largest);
+    return {values.to(a.device()), indices.to(a.device())};
+  }
   int64_t d = wrap_dim(dim, a.dim(), "topk");
   MOESEG_CHECK(k >= 1 && k <= a.size(d), "topk: k=", k, " out of range for dim ", d, " of ", a.str());
   // Work on a permuted copy with `dim` last.

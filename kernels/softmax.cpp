@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
 
 namespace moeseg {
 
@@ -172,7 +173,10 @@ struct SoftmaxBackward final : autograd::Node {
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   const char* op = log ? "log_softmax" : "softmax";
   check_defined(x, op, "input");
-  check_cpu(x, op);
+  if (on_cuda(x)) {
+    note_cpu_fallback(op);
+    return softmax_impl(cpu_copy(x), dim, log).to(x.device());
+  }
   MOESEG_CHECK(is_floating(x.dtype()), op, ": input must be float32 or float64, got ", x.str());
   // A 0-d tensor behaves as one element along dim 0 / -1 (torch accepts dim in [-1, 0]).
   const bool scalar = x.dim() == 0;

@@ -2,9 +2,12 @@
 // (whichever the derivative needs) and multiplies the incoming gradient by f'(x).
 #include <cmath>
 #include <functional>
+#include <string>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
 #include "kernels/elementwise.h"
+#include "kernels/gpu_kernels.h"
 
 namespace moeseg {
 
@@ -16,7 +19,16 @@ constexpr int64_t kParallelGrain = 1 << 15;
 template <typename F>
 Tensor map_float(const Tensor& a, const char* op, F&& f) {
   check_defined(a, op, "input");
-  check_cpu(a, op);
+  if (on_cuda(a)) {
+    if (std::string(op) == "relu" && a.dtype() == DType::Float32) {
+      Tensor x = a.detach().contiguous();
+      Tensor out = Tensor::empty(a.sizes(), a.dtype(), a.device());
+      gpu_kernels().relu_forward(x.data<float>(), out.data<float>(), x.numel());
+      return out;
+    }
+    note_cpu_fallback(op);
+    return map_float(a.detach().to(Device{}), op, std::forward<F>(f)).to(a.device());
+  }
   Tensor x = a.detach().contiguous();
   Tensor out = Tensor::empty(a.sizes(), a.dtype(), a.device());
   dispatch_float(a.dtype(), op, [&](auto tag) {
@@ -33,6 +45,18 @@ Tensor map_float(const Tensor& a, const char* op, F&& f) {
 // Element-wise product of g with d(x, y) where d is the local derivative.
 template <typename D>
 Tensor grad_times(const Tensor& g, const Tensor& x, const Tensor& y, const char* op, D&& d) {
+  if (on_cuda(g)) {
+    if (std::string(op) == "relu" && g.dtype() == DType::Float32) {
+      // relu'(x) from the saved output: y > 0 exactly where x > 0.
+      Tensor gc = g.detach().contiguous(), yc = y.detach().contiguous();
+      Tensor out = Tensor::empty(g.sizes(), g.dtype(), g.device());
+      gpu_kernels().relu_backward(gc.data<float>(), yc.data<float>(), out.data<float>(), gc.numel());
+      return out;
+    }
+    note_cpu_fallback(op);
+    auto host = [](const Tensor& t) { return t.defined() ? t.detach().to(Device{}) : t; };
+    return grad_times(host(g), host(x), host(y), op, std::forward<D>(d)).to(g.device());
+  }
   Tensor gc = g.contiguous();
   Tensor xc = x.defined() ? x.contiguous() : Tensor();
   Tensor yc = y.defined() ? y.contiguous() : Tensor();

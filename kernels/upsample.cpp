@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
 
 namespace moeseg {
 
@@ -20,7 +21,6 @@ namespace {
 
 void check_args(const Tensor& x, int64_t out_h, int64_t out_w, const char* op) {
   check_defined(x, op, "input");
-  check_cpu(x, op);
   MOESEG_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, op, ": input ", x.str(),
                " must be float32 or float64");
   MOESEG_CHECK(x.dim() == 4, op, ": input must be 4-D [N, C, H, W], got ", x.str());
@@ -117,6 +117,10 @@ struct UpsampleNearest2dBackward final : autograd::Node {
 
 Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners) {
   check_args(x, out_h, out_w, "upsample_bilinear2d");
+  if (on_cuda(x)) {
+    note_cpu_fallback("upsample_bilinear2d");
+    return upsample_bilinear2d(cpu_copy(x), out_h, out_w, align_corners).to(x.device());
+  }
   const int64_t h = x.size(2), w = x.size(3);
   const LinearAxis ay = linear_axis(h, out_h, align_corners), ax = linear_axis(w, out_w, align_corners);
   Tensor y = map_planes(x, out_h, out_w, "upsample_bilinear2d", out_h * out_w, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {
@@ -143,6 +147,10 @@ Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w, bool a
 
 Tensor upsample_nearest2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   check_args(x, out_h, out_w, "upsample_nearest2d");
+  if (on_cuda(x)) {
+    note_cpu_fallback("upsample_nearest2d");
+    return upsample_nearest2d(cpu_copy(x), out_h, out_w).to(x.device());
+  }
   const int64_t h = x.size(2), w = x.size(3);
   const std::vector<int64_t> iy = nearest_axis(h, out_h), ix = nearest_axis(w, out_w);
   Tensor y = map_planes(x, out_h, out_w, "upsample_nearest2d", out_h * out_w, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {

@@ -132,6 +132,24 @@ void Module::freeze() {
 
 void Module::unfreeze() { set_frozen_recursive(false); }
 
+void Module::to(Device d) {
+  for (auto& [name, t] : params_) t.move_storage_to(d);
+  for (auto& [name, t] : buffers_) t.move_storage_to(d);
+  for (auto& [name, m] : children_) m->to(d);
+}
+
+Device Module::device() const {
+  if (!params_.empty()) return params_.front().second.device();
+  if (!buffers_.empty()) return buffers_.front().second.device();
+  for (auto& [name, m] : children_) {
+    std::vector<std::pair<std::string, Tensor>> any;
+    m->collect_named(true, "", any, nullptr);
+    m->collect_named(false, "", any, nullptr);
+    if (!any.empty()) return any.front().second.device();
+  }
+  return Device{};
+}
+
 void Module::zero_grad() {
   for (auto& [name, t] : named_parameters()) t.zero_grad();
 }

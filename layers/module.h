@@ -72,6 +72,12 @@ class Module {
   // Drops every parameter's .grad (PyTorch's set_to_none=True).
   void zero_grad();
 
+  // Moves every parameter and buffer of the sub-tree to `d` in place (handles held by layers stay
+  // valid); gradients are dropped. The device of the first parameter or buffer tells where a
+  // module lives (CPU for one without any).
+  void to(Device d);
+  Device device() const;
+
   // ---- state -----------------------------------------------------------------------------
   // Parameters and buffers by dotted name; the tensors are detached aliases of the module's
   // own storage (no copy), as in PyTorch.

@@ -15,6 +15,8 @@
 #include <sstream>
 
 #include "core/autograd.h"
+#include "kernels/device_fallback.h"
+#include "kernels/gpu_kernels.h"
 
 namespace moeseg {
 
@@ -26,7 +28,7 @@ constexpr int64_t kParallelMin = 1 << 15;
 Tensor checked_grad(const std::string& opt, const std::string& name, const Tensor& p, const Tensor& g) {
   MOESEG_CHECK(g.sizes() == p.sizes() && g.dtype() == p.dtype(), opt, ": gradient of '", name, "' is ", g.str(),
                " but the parameter is ", p.str());
-  check_cpu(p, opt.c_str());
+  check_same_device(p, g, opt.c_str());
   return g.is_contiguous() ? g : g.contiguous();
 }
 
@@ -129,7 +131,7 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
     } else if (t.sizes() != p.sizes()) {
       problems.push_back(key + ": shape " + shape_str(t.sizes()) + " but the parameter has " + shape_str(p.sizes()));
     } else {
-      new_state[idx][buf] = t.to(p.dtype()).contiguous().clone();
+      new_state[idx][buf] = t.to(p.dtype()).to(p.device()).contiguous().clone();
     }
   }
   for (size_t i = 0; i < params_.size(); ++i)
@@ -176,7 +178,15 @@ void SGD::update(const Tensor& param, const Tensor& grad, std::map<std::string, 
   opt_.lr = lr_;
   const bool use_momentum = opt_.momentum != 0.0;
   const bool first = use_momentum && !state.count("momentum_buffer");
-  if (first) state["momentum_buffer"] = Tensor::empty(param.sizes(), param.dtype());
+  if (first) state["momentum_buffer"] = Tensor::empty(param.sizes(), param.dtype(), param.device());
+  if (on_cuda(param)) {
+    if (param.dtype() != DType::Float32) MOESEG_FAIL("SGD.step: CUDA parameters must be float32, got ", param.str());
+    // kernels/cuda/elementwise.cu applies the same rule (same FMAs) to the whole tensor in one launch.
+    gpu_kernels().sgd_step(param.data<float>(), grad.data<float>(),
+                           use_momentum ? state["momentum_buffer"].data<float>() : nullptr, param.numel(), lr_,
+                           opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first);
+    return;
+  }
   dispatch_float(param.dtype(), "SGD.step", [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* p = param.data<T>();
@@ -229,11 +239,20 @@ void Adam::set_hparam(const std::string& name, double v) {
 void Adam::update(const Tensor& param, const Tensor& grad, std::map<std::string, Tensor>& state, int64_t step) {
   opt_.lr = lr_;
   if (!state.count("exp_avg")) {
-    state["exp_avg"] = Tensor::zeros(param.sizes(), param.dtype());
-    state["exp_avg_sq"] = Tensor::zeros(param.sizes(), param.dtype());
+    state["exp_avg"] = Tensor::zeros(param.sizes(), param.dtype(), param.device());
+    state["exp_avg_sq"] = Tensor::zeros(param.sizes(), param.dtype(), param.device());
   }
   if (opt_.amsgrad && !state.count("max_exp_avg_sq"))
-    state["max_exp_avg_sq"] = Tensor::zeros(param.sizes(), param.dtype());
+    state["max_exp_avg_sq"] = Tensor::zeros(param.sizes(), param.dtype(), param.device());
+  if (on_cuda(param)) {
+    if (param.dtype() != DType::Float32) MOESEG_FAIL(type_name(), ".step: CUDA parameters must be float32, got ",
+                                                     param.str());
+    gpu_kernels().adam_step(param.data<float>(), grad.data<float>(), state["exp_avg"].data<float>(),
+                            state["exp_avg_sq"].data<float>(),
+                            opt_.amsgrad ? state["max_exp_avg_sq"].data<float>() : nullptr, param.numel(), step, lr_,
+                            opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, decoupled_);
+    return;
+  }
   // Python-side scalars, in double as torch forms them.
   const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(step));
   const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(step));

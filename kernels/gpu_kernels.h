@@ -1,0 +1,72 @@
+// The CUDA kernels an op can call, as one table of launchers (kernels/cuda/cuda_kernels.cuh has
+// their contracts). Two tables exist, built from the same .cu sources: the nvcc-built kernels for
+// a real GPU and the CUDA-on-CPU build for the emulated device (core/cuda_emulation.h). An op on a
+// CUDA tensor asks gpu_kernels() for the table of the device in use and never knows which it got:
+// this is the one place where "which CUDA" is decided.
+// The launchers take raw device pointers and run on the device's stream (the default stream).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace moeseg {
+
+struct GpuConv2dShape {   // same fields as cuda_kernels.cuh's Conv2dShape
+  int n, c_in, h_in, w_in, c_out, kh, kw;
+  int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+};
+
+struct GpuKernels {
+  const char* name;   // "cuda" (nvcc) or "cuda-on-cpu"
+
+  // elementwise.cu
+  void (*relu_forward)(const float* x, float* y, int64_t n);
+  void (*relu_backward)(const float* grad_y, const float* x, float* grad_x, int64_t n);
+  void (*add_forward)(const float* a, const float* b, float* out, int64_t n);
+  void (*mul_forward)(const float* a, const float* b, float* out, int64_t n);
+  void (*sgd_step)(float* param, const float* grad, float* momentum_buffer, int64_t n, double lr, double momentum,
+                   double dampening, double weight_decay, bool nesterov, bool first_step);
+  void (*adam_step)(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq,
+                    int64_t n, int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay,
+                    bool decoupled);
+
+  // reduce.cu
+  size_t (*sum_workspace_floats)(int64_t n);
+  void (*sum_all)(const float* x, int64_t n, float* out, float* workspace);
+  void (*rowwise_max_argmax)(const float* x, int64_t rows, int64_t cols, float* max_out, int64_t* argmax_out);
+
+  // cross_entropy.cu (reduction: 0 none, 1 sum, 2 mean)
+  size_t (*cross_entropy_workspace_floats)(int N, int C, int64_t HW);
+  void (*cross_entropy_forward)(const float* logits, const int64_t* target, const float* class_weights,
+                                int64_t ignore_index, int N, int C, int64_t HW, float* lse, float* loss_per_pixel,
+                                float* result, float* workspace);
+  void (*cross_entropy_backward)(const float* logits, const int64_t* target, const float* class_weights,
+                                 int64_t ignore_index, int N, int C, int64_t HW, const float* lse,
+                                 const float* result, const float* grad_output, int reduction, float* grad_logits);
+
+  // conv2d_implicit_gemm.cu
+  void (*conv2d_forward)(const GpuConv2dShape& s, const float* x, const float* w, const float* bias, bool fuse_relu,
+                         float* y);
+  void (*conv2d_backward_data)(const GpuConv2dShape& s, const float* dy, const float* w, float* dx);
+  size_t (*conv2d_backward_weight_workspace_floats)(const GpuConv2dShape& s);
+  void (*conv2d_backward_weight)(const GpuConv2dShape& s, const float* x, const float* dy, float* dw, float* dbias,
+                                 float* workspace);
+
+  // gate_softmax_combine.cu
+  void (*gate_softmax_combine_forward)(const float* gate_logits, const float* const* expert_logits, float* out,
+                                       float* weights, int B, int G, int C, int64_t HW, int E);
+  size_t (*gate_softmax_combine_backward_workspace_floats)(int B, int C, int64_t HW, int E);
+  void (*gate_softmax_combine_backward)(const float* grad_out, const float* weights,
+                                        const float* const* expert_logits, float* grad_gate_logits,
+                                        float* const* grad_expert_logits, float* workspace, int B, int G, int C,
+                                        int64_t HW, int E);
+};
+
+// The table of the CUDA device in use: the GPU's when one is registered, the CUDA-on-CPU one when
+// CUDA is emulated. Throws when neither is (a CPU-only run asked for a CUDA kernel).
+const GpuKernels& gpu_kernels();
+
+// Built by kernels/gpu_kernel_table.h, instantiated once per kernel build.
+const GpuKernels& coc_kernel_table();
+const GpuKernels& cuda_kernel_table();   // only in builds with CUDA
+
+}  // namespace moeseg

@@ -1,0 +1,241 @@
+// The CUDA device path above the kernels, run on the emulated CUDA device (core/cuda_emulation.h):
+// host <-> device copies and device-side views, every op against the CPU (forward values and
+// gradients, through its CUDA kernel or its announced CPU fallback), optimiser steps with the CUDA
+// update kernels, Module::to, and one FRRN-A training step on "cuda" equal to the same step on
+// the CPU. On a machine with a GPU the same calls would run the nvcc-built kernels instead.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+
+#include "core/cuda_emulation.h"
+#include "core/device_probe.h"
+#include "core/rng.h"
+#include "kernels/batch_norm.h"
+#include "kernels/conv2d.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/device_fallback.h"
+#include "kernels/elementwise.h"
+#include "kernels/linear.h"
+#include "kernels/pooling.h"
+#include "kernels/reduce.h"
+#include "kernels/shape_ops.h"
+#include "kernels/softmax.h"
+#include "kernels/upsample.h"
+#include "models/registry.h"
+#include "tests/support/gradcheck.h"
+#include "training/optimizer.h"
+
+using namespace moeseg;
+
+namespace {
+
+void close(const std::string& what, const Tensor& actual, const Tensor& expected, double atol, double rtol) {
+  moeseg::testing::expect_close(actual, expected, {atol, rtol}, what);
+}
+
+Device cuda_device() {
+  REQUIRE(enable_cuda_emulation());   // no GPU here; with one, the test would need a flag to skip
+  return Device{DeviceType::CUDA, 0};
+}
+
+Tensor random_tensor(const Shape& s, uint64_t seed, double lo = -1, double hi = 1) {
+  Generator g(seed);
+  Tensor t = Tensor::empty(s);
+  uniform_(t, lo, hi, g);
+  return t;
+}
+
+// Runs f on CPU leaves and on CUDA copies of them; compares the outputs and, after a backward
+// with the same random upstream gradient, every input's gradient. Float inputs get gradients.
+void expect_same_on_cuda(const std::string& what, const std::vector<Tensor>& inputs,
+                         const std::function<Tensor(const std::vector<Tensor>&)>& f, double tol = 1e-5) {
+  CAPTURE(what);
+  const Device cuda = cuda_device();
+  std::vector<Tensor> cpu_in, cuda_in;
+  for (const Tensor& t : inputs) {
+    Tensor c = t.detach().clone(), d = t.detach().to(cuda);
+    if (is_floating(t.dtype())) {
+      c.set_requires_grad();
+      d.set_requires_grad();
+    }
+    cpu_in.push_back(c);
+    cuda_in.push_back(d);
+  }
+  Tensor yc = f(cpu_in), yd = f(cuda_in);
+  REQUIRE(yd.device() == cuda);
+  REQUIRE(yc.sizes() == yd.sizes());
+  close(what + " forward", yd.to(Device{}), yc, tol, tol);
+  if (!yc.requires_grad()) return;
+  Tensor g = random_tensor(yc.sizes(), 99);
+  yc.backward(g);
+  yd.backward(g.to(cuda));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(cpu_in[i].grad().defined() == cuda_in[i].grad().defined());
+    if (!cpu_in[i].grad().defined()) continue;   // an input f does not differentiate
+    CHECK(cuda_in[i].grad().device() == cuda);
+    close(what + " grad " + std::to_string(i), cuda_in[i].grad().to(Device{}), cpu_in[i].grad(), tol, tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("emulated cuda: resolve_device says so in one line and returns cuda") {
+  cuda_device();
+  CHECK(cuda_emulated());
+  CHECK(resolve_device("cuda").is_cuda());
+  CHECK(resolve_device("cpu").is_cpu());
+}
+
+TEST_CASE("emulated cuda: copies, strided views, fill and casts on the device") {
+  const Device cuda = cuda_device();
+  Tensor h = random_tensor({3, 4, 5}, 1);
+  Tensor d = h.to(cuda);
+  CHECK(d.device() == cuda);
+  close("round trip", d.to(Device{}), h, 0, 0);
+  // A permuted (strided) device view made contiguous on the device, and a slice of it.
+  close("permute", d.permute({2, 0, 1}).contiguous().to(Device{}), h.permute({2, 0, 1}).contiguous(), 0, 0);
+  close("slice", d.slice(1, 1, 4, 2).to(Device{}), h.slice(1, 1, 4, 2).contiguous(), 0, 0);
+  Tensor z = Tensor::zeros({2, 3}, DType::Float32, cuda);
+  z.slice(1, 1, 2).fill_(7.0);
+  CHECK(z.to(Device{}).to_vector<float>() == std::vector<float>{0, 7, 0, 0, 7, 0});
+  Tensor dd = d.to(DType::Float64);
+  CHECK(dd.device() == cuda);
+  close("cast", dd.to(Device{}).to(DType::Float32), h, 0, 0);
+  // Broadcast copy into a device tensor.
+  Tensor row = Tensor::from_vector<float>({1, 2, 3}, {3}, cuda);
+  Tensor m = Tensor::empty({2, 3}, DType::Float32, cuda);
+  m.copy_(row);
+  CHECK(m.to(Device{}).to_vector<float>() == std::vector<float>{1, 2, 3, 1, 2, 3});
+}
+
+TEST_CASE("emulated cuda: ops with CUDA kernels match the CPU, forward and backward") {
+  // conv2d: bias, stride 2, dilation 2, groups, fused ReLU; odd sizes.
+  Tensor x = random_tensor({2, 6, 9, 11}, 2), w = random_tensor({4, 3, 3, 3}, 3, -0.3, 0.3), b = random_tensor({4}, 4);
+  Conv2dOptions o = Conv2dOptions::same(2, 2, 2, 2);
+  expect_same_on_cuda("conv2d", {x, w, b}, [&](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], t[2], o); },
+                      1e-4);
+  Conv2dOptions r = Conv2dOptions::same(1, 1);
+  r.fuse_relu = true;
+  Tensor w2 = random_tensor({5, 6, 3, 3}, 5, -0.3, 0.3);
+  expect_same_on_cuda("conv2d relu", {x, w2}, [&](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], Tensor(), r); },
+                      1e-4);
+  expect_same_on_cuda("relu", {x}, [](const std::vector<Tensor>& t) { return relu(t[0]); });
+  Tensor y = random_tensor({2, 6, 9, 11}, 6);
+  expect_same_on_cuda("add", {x, y}, [](const std::vector<Tensor>& t) { return add(t[0], t[1]); });
+  expect_same_on_cuda("mul", {x, y}, [](const std::vector<Tensor>& t) { return mul(t[0], t[1]); });
+  expect_same_on_cuda("sum", {x}, [](const std::vector<Tensor>& t) { return sum(t[0]); });
+  // Cross-entropy: class weights, ignored pixels, mean / sum / none.
+  Tensor logits = random_tensor({2, 5, 7, 3}, 7, -3, 3);
+  std::vector<int64_t> tv(2 * 7 * 3);
+  for (size_t i = 0; i < tv.size(); ++i) tv[i] = i % 6 == 5 ? 255 : static_cast<int64_t>(i * 7 % 5);
+  Tensor target = Tensor::from_vector(tv, {2, 7, 3});
+  Tensor cw = random_tensor({5}, 8, 0.5, 2.0);
+  for (const char* red : {"mean", "sum", "none"}) {
+    expect_same_on_cuda(std::string("cross_entropy ") + red, {logits, target, cw},
+                        [&](const std::vector<Tensor>& t) {
+                          Tensor wv = t[2].detach();   // class weights are not differentiated
+                          return cross_entropy(t[0], t[1], wv, 255, red);
+                        }, 1e-5);
+  }
+}
+
+TEST_CASE("emulated cuda: ops without a kernel fall back to the CPU, say so, and stay correct") {
+  Tensor x = random_tensor({2, 4, 6, 10}, 11);
+  expect_same_on_cuda("softmax", {x}, [](const std::vector<Tensor>& t) { return softmax(t[0], 1); });
+  expect_same_on_cuda("max_pool2d", {x}, [](const std::vector<Tensor>& t) { return max_pool2d(t[0], 3, 2, 1); });
+  expect_same_on_cuda("upsample", {x}, [](const std::vector<Tensor>& t) {
+    return upsample_bilinear2d(t[0], 12, 20, true);
+  });
+  Tensor y = random_tensor({2, 3, 6, 10}, 12);
+  expect_same_on_cuda("concat", {x, y}, [](const std::vector<Tensor>& t) { return concat({t[0], t[1]}, 1); });
+  Tensor bias = random_tensor({4, 1, 1}, 13);
+  expect_same_on_cuda("broadcast add", {x, bias}, [](const std::vector<Tensor>& t) { return add(t[0], t[1]); });
+  expect_same_on_cuda("mean over dims", {x}, [](const std::vector<Tensor>& t) { return mean(t[0], {0, 2, 3}); });
+  Tensor lw = random_tensor({7, 10}, 14), lb = random_tensor({7}, 15);
+  expect_same_on_cuda("linear", {x, lw, lb}, [](const std::vector<Tensor>& t) { return linear(t[0], t[1], t[2]); });
+  const auto taken = cpu_fallbacks_taken();
+  for (const char* op : {"softmax", "max_pool2d", "upsample_bilinear2d", "concat", "add", "mean", "linear"}) {
+    CAPTURE(op);
+    CHECK(std::find(taken.begin(), taken.end(), op) != taken.end());
+  }
+}
+
+TEST_CASE("emulated cuda: batch norm in training updates the device's running statistics like the CPU") {
+  const Device cuda = cuda_device();
+  Tensor x = random_tensor({3, 4, 5, 7}, 21), w = random_tensor({4}, 22), b = random_tensor({4}, 23);
+  Tensor rm_c = Tensor::zeros({4}), rv_c = Tensor::ones({4});
+  Tensor rm_d = Tensor::zeros({4}, DType::Float32, cuda), rv_d = Tensor::ones({4}, DType::Float32, cuda);
+  expect_same_on_cuda("batch_norm2d", {x, w, b}, [&](const std::vector<Tensor>& t) {
+    const bool dev = t[0].device().is_cuda();
+    return batch_norm2d(t[0], t[1], t[2], dev ? rm_d : rm_c, dev ? rv_d : rv_c, true, 0.1, 1e-5);
+  }, 1e-5);
+  CHECK(rm_d.device() == cuda);
+  close("running_mean", rm_d.to(Device{}), rm_c, 1e-6, 1e-6);
+  close("running_var", rv_d.to(Device{}), rv_c, 1e-6, 1e-6);
+}
+
+TEST_CASE("emulated cuda: SGD and Adam steps run the CUDA update kernels and equal the CPU's") {
+  const Device cuda = cuda_device();
+  for (int which = 0; which < 2; ++which) {
+    CAPTURE(which);
+    Tensor pc = random_tensor({37}, 31), g = random_tensor({37}, 32);
+    pc.set_requires_grad();
+    Tensor pd = pc.detach().to(cuda).set_requires_grad();
+    std::unique_ptr<Optimizer> oc, od;
+    if (which == 0) {
+      SGDOptions so;
+      so.lr = 0.1, so.momentum = 0.9, so.weight_decay = 1e-3, so.nesterov = true;
+      oc = std::make_unique<SGD>(NamedParameters{{"p", pc}}, so);
+      od = std::make_unique<SGD>(NamedParameters{{"p", pd}}, so);
+    } else {
+      AdamOptions ao;
+      ao.lr = 0.01, ao.weight_decay = 1e-2;
+      oc = std::make_unique<Adam>(NamedParameters{{"p", pc}}, ao);
+      od = std::make_unique<Adam>(NamedParameters{{"p", pd}}, ao);
+    }
+    for (int step = 0; step < 3; ++step) {
+      pc.set_grad(g.detach().clone());
+      pd.set_grad(g.to(cuda));
+      oc->step();
+      od->step();
+    }
+    CHECK(pd.device() == cuda);
+    close("param after 3 steps", pd.to(Device{}), pc, 1e-6, 1e-6);
+  }
+}
+
+TEST_CASE("emulated cuda: Module::to moves FRRN-A, and one training step equals the CPU's") {
+  const Device cuda = cuda_device();
+  ModelOptions mo;
+  mo.num_classes = 3, mo.width = 0.0625, mo.seed = 5;
+  auto mc = make_model("frrn_a", mo), md = make_model("frrn_a", mo);
+  md->to(cuda);
+  CHECK(md->device() == cuda);
+  for (auto& [name, t] : md->named_parameters()) {
+    CAPTURE(name);
+    REQUIRE(t.device() == cuda);
+  }
+  Tensor x = random_tensor({1, 3, 32, 32}, 41, 0, 1);
+  std::vector<int64_t> tv(32 * 32);
+  for (size_t i = 0; i < tv.size(); ++i) tv[i] = static_cast<int64_t>((i / 32 + i % 7) % 3);
+  Tensor target = Tensor::from_vector(tv, {1, 32, 32});
+  SGDOptions so;
+  so.lr = 0.05, so.momentum = 0.9;
+  SGD oc(mc->named_parameters(), so), od(md->named_parameters(), so);
+  Tensor lc = cross_entropy(mc->forward(x), target);
+  Tensor ld = cross_entropy(md->forward(x.to(cuda)), target.to(cuda));
+  CHECK(ld.device() == cuda);
+  CHECK(ld.item() == doctest::Approx(lc.item()).epsilon(1e-5));
+  lc.backward();
+  ld.backward();
+  oc.step();
+  od.step();
+  auto pc = mc->state_dict(), pd = md->state_dict();
+  for (auto& [name, t] : pc) {
+    CAPTURE(name);
+    close(name, pd.at(name).to(Device{}), t, 1e-4, 1e-4);
+  }
+}
