@@ -36,6 +36,11 @@ struct Batch {
   Tensor labels;                  // int64 [N,H,W]
   std::vector<std::string> ids, domains;
   std::vector<size_t> indices;    // dataset indices
+  // Images and labels on `d` (the loader always fills them on the CPU).
+  void to(Device d) {
+    images = images.to(d);
+    labels = labels.to(d);
+  }
 };
 
 class DataLoader {

@@ -14,6 +14,7 @@
 #include <climits>
 
 #include "core/autograd.h"
+#include "kernels/conv2d.h"
 #include "kernels/device_fallback.h"
 #include "kernels/reduce.h"
 
@@ -170,10 +171,6 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_operands(x, weight, "linear", "x", "weight");
-  if (on_cuda(x)) {
-    note_cpu_fallback("linear");
-    return linear(cpu_copy(x), cpu_copy(weight), cpu_copy(bias)).to(x.device());
-  }
   MOESEG_CHECK(x.dim() >= 1, "linear: x must have at least one dim, got ", x.str());
   MOESEG_CHECK(weight.dim() == 2, "linear: weight must be [out, in], got ", weight.str());
   const int64_t in = weight.size(1), out_f = weight.size(0);
@@ -186,6 +183,18 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                  "] for weight ", weight.str());
   }
   const int64_t rows = shape_numel(Shape(x.sizes().begin(), x.sizes().end() - 1));
+  if (on_cuda(x)) {
+    if (x.dtype() != DType::Float32 || rows == 0) {
+      note_cpu_fallback("linear", "float64 or empty inputs");
+      return linear(cpu_copy(x), cpu_copy(weight), cpu_copy(bias)).to(x.device());
+    }
+    // A linear layer is a 1x1 convolution of [rows, in, 1, 1]: the implicit-GEMM kernels serve it,
+    // forward and backward (conv2d's autograd), with the bias fused into the epilogue.
+    Shape os = x.sizes();
+    os.back() = out_f;
+    return conv2d(x.reshape({rows, in, 1, 1}), weight.reshape({out_f, in, 1, 1}), bias, Conv2dOptions{})
+        .reshape(os);
+  }
   // A 2-D x is used as it is (any layout); otherwise flattened, which copies only if it must.
   Tensor x2 = x.dim() == 2 ? x.detach() : x.detach().reshape({rows, in});
   Tensor out2 = Tensor::empty({rows, out_f}, x.dtype(), x.device());

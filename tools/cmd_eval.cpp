@@ -15,6 +15,7 @@
 #include "core/safetensors.h"
 #include "models/registry.h"
 #include "tools/cmd_training.h"
+#include "core/device_probe.h"
 #include "training/report.h"
 #include "training/trainer.h"
 
@@ -32,6 +33,7 @@ void usage_eval() {
       "  --json FILE        where to write the results (default <run>/eval.json)\n"
       "  --examples N       write N example predictions per subset as PNG into <run>/examples\n"
       "  --set KEY=VALUE    override a config value\n"
+      "  --device D         cpu, cuda or cuda:N (same as --set train.device=D)\n"
       "  --quiet            no progress output\n");
 }
 }  // namespace
@@ -58,6 +60,7 @@ int run_eval(int argc, char** argv) {
     else if (a == "--json") json_out = value();
     else if (a == "--split") eo.split = value();
     else if (a == "--set") sets.push_back(value());
+    else if (a == "--device") sets.push_back("train.device=" + value());
     else if (a == "--examples") eo.examples_per_subset = std::stoi(value());
     else if (a == "--subsets") {
       std::stringstream ss(value());
@@ -74,6 +77,7 @@ int run_eval(int argc, char** argv) {
   const std::string best = c.out + "/best/model.safetensors";
   if (checkpoint.empty() && std::filesystem::exists(best)) checkpoint = best;
   if (!checkpoint.empty()) load_checkpoint(*model, checkpoint);
+  model->to(resolve_device(c.train.device));
   if (eo.examples_per_subset > 0) eo.examples_dir = c.out + "/examples";
   nlohmann::json r = evaluate_on_subsets(*model, c, eo, c.name);
   r["checkpoint"] = checkpoint;

@@ -67,13 +67,12 @@ int run_infer(int argc, char** argv) {
   if (args.count("--weights")) load_checkpoint(*model, args["--weights"]);
 
   const Device dev = resolve_device(args.count("--device") ? args["--device"] : "cpu");
-  // Modules cannot move their parameters between devices yet; refuse rather than run half on each.
-  MOESEG_CHECK(dev.is_cpu(), "infer: running models on ", args["--device"], " is not supported yet (CPU only)");
+  model->to(dev);
 
   const std::string in = args["--input"];
   Tensor x = ends_with(in, ".npy") ? load_npy(in) : load_safetensors(in).get("input", in);
   MOESEG_CHECK(x.dim() == 4 && x.size(1) == 3, "infer: input ", in, " is ", x.str(), ", expected N x 3 x H x W");
-  x = x.to(DType::Float32).contiguous();
+  x = x.to(DType::Float32).contiguous().to(dev);
 
   model->eval();
   NoGradGuard ng;

@@ -18,6 +18,7 @@ void usage_train() {
       "  --set KEY=VALUE   override a config value, e.g. --set train.epochs=3 (VALUE is JSON, else a string)\n"
       "  --out DIR         run folder (default: the config's \"out\", else runs/<name>)\n"
       "  --resume          continue from DIR/last (bit-exact on the CPU)\n"
+      "  --device D        cpu, cuda or cuda:N (same as --set train.device=D; cuda without a GPU runs on the CPU)\n"
       "  --quiet           no progress output\n");
 }
 }  // namespace
@@ -36,6 +37,9 @@ int run_train(int argc, char** argv) {
       opt.resume = true;
     } else if (a == "--quiet") {
       opt.quiet = true;
+    } else if (a == "--device") {
+      MOESEG_CHECK(i + 1 < argc, "train: --device needs a value");
+      sets.push_back(std::string("train.device=") + argv[++i]);
     } else if (a == "--set" || a == "--out") {
       MOESEG_CHECK(i + 1 < argc, "train: ", a, " needs a value");
       sets.push_back(a == "--set" ? argv[++i] : std::string("out=") + argv[++i]);

@@ -177,7 +177,7 @@ ExperimentConfig parse_experiment_config(const json& j, const std::string& sourc
     Section t = top.sub("train");
     t.allow({"epochs", "batch", "optimizer", "schedule", "grad_clip", "val_every", "patience", "early_stopping",
              "seed", "shuffle", "ignore_index", "class_weights", "cache_expert_outputs", "max_steps_per_epoch",
-             "log_every"});
+             "log_every", "device"});
     TrainConfig& T = c.train;
     t.get("epochs", T.epochs);
     t.get("batch", T.batch);
@@ -192,6 +192,12 @@ ExperimentConfig parse_experiment_config(const json& j, const std::string& sourc
     t.get("cache_expert_outputs", T.cache_expert_outputs);
     t.get("max_steps_per_epoch", T.max_steps_per_epoch);
     t.get("log_every", T.log_every);
+    t.get("device", T.device);
+    try {
+      (void)Device::parse(T.device);
+    } catch (const Error&) {
+      MOESEG_FAIL(source, ": key 'train.device' must be cpu, cuda or cuda:N, got '", T.device, "'");
+    }
     one_of(source, "train.early_stopping", T.early_stopping, {"miou", "loss"});
     MOESEG_CHECK(T.epochs >= 0, source, ": key 'train.epochs' must be >= 0");
     MOESEG_CHECK(T.batch >= 1, source, ": key 'train.batch' must be >= 1");
@@ -251,7 +257,10 @@ std::string config_hash(const ExperimentConfig& c) {
                 {"train", c.raw.value("train", json())}};
   // The epoch count may grow between a run and its resumption (train longer); it does not
   // change what the first epochs computed, so it is left out of the hash.
-  if (parts["train"].is_object()) parts["train"].erase("epochs");
+  if (parts["train"].is_object()) {
+    parts["train"].erase("epochs");
+    parts["train"].erase("device");   // a run may resume on another device
+  }
   const std::string s = parts.dump();
   uint64_t h = 1469598103934665603ull;
   for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;

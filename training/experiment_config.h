@@ -68,6 +68,7 @@ struct TrainConfig {
   bool cache_expert_outputs = false;
   int max_steps_per_epoch = 0;      // 0 = the whole epoch
   int log_every = 1;
+  std::string device = "cpu";       // "cpu", "cuda" or "cuda:N" (core/device_probe.h resolves it)
 };
 
 struct ExperimentConfig {

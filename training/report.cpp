@@ -207,21 +207,26 @@ json evaluate_on_subsets(SegmentationModel& model, const ExperimentConfig& c, co
     ProgressBar bar("  eval " + model_name + " on " + subset, static_cast<int64_t>(loader.batches_per_epoch()), opt.quiet);
     data::Batch b;
     int64_t k = 0, examples = 0;
+    const Device dev = model.device();
     while (loader.next(b)) {
+      // The model runs where it lives; the statistics are gathered on the CPU.
+      const Tensor images = b.images.to(dev);
       Tensor logits;
       std::vector<Tensor> expert_logits;
       if (moe) {
-        MoEOutput o = moe->forward_moe(b.images);
+        MoEOutput o = moe->forward_moe(images);
         logits = o.logits;
         expert_logits = o.expert_logits;
-        r->gate.update(o.gate);
+        r->gate.update(o.gate.to(Device{}));
       } else if (ens) {
-        MoEOutput o = ens->forward_all(b.images);
+        MoEOutput o = ens->forward_all(images);
         logits = o.logits;
         expert_logits = o.expert_logits;
       } else {
-        logits = model.forward(b.images);
+        logits = model.forward(images);
       }
+      logits = logits.to(Device{});
+      for (Tensor& e : expert_logits) e = e.to(Device{});
       Tensor pred = argmax(logits, 1);
       r->cm.update(pred, b.labels);
       if (expert_logits.size() >= 2) {

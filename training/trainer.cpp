@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/autograd.h"
+#include "core/device_probe.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "data/a2d2.h"
@@ -101,7 +102,7 @@ std::vector<std::string> split_csv(const std::string& s) {
 
 // ---- the frozen-expert cache (trainer.h) -------------------------------------------------------
 uint64_t hash_tensor(const Tensor& t, uint64_t h) {
-  Tensor c = t.contiguous();
+  Tensor c = t.to(Device{}).contiguous();
   const auto* p = static_cast<const unsigned char*>(c.raw_data());
   const size_t n = static_cast<size_t>(c.numel()) * dtype_size(c.dtype());
   for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
@@ -256,7 +257,10 @@ ValidationResult validate_model(SegmentationModel& model, const data::Dataset& d
   int64_t n = 0, k = 0;
   ProgressBar bar("  validate", static_cast<int64_t>(loader.batches_per_epoch()), quiet);
   data::Batch b;
+  const Device dev = model.device();
+  if (weights.defined()) weights = weights.to(dev);
   while (loader.next(b)) {
+    b.to(dev);
     Tensor logits = model.forward(b.images);
     const int64_t bn = b.images.size(0);
     loss_sum += cross_entropy(logits, b.labels, weights, c.train.ignore_index).item() * static_cast<double>(bn);
@@ -286,6 +290,11 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
   remove_stale_temp_files(last_dir);
   remove_stale_temp_files(best_dir);
   const std::string hash = config_hash(c);
+
+  // Where it runs: train.device ("cpu" by default; "cuda" falls back to the CPU with one line
+  // when no GPU is usable). The model moves there before the optimiser sees its parameters.
+  const Device dev = resolve_device(T.device);
+  model.to(dev);
 
   // The parameters to train: everything trainable, or the MoE's gate (+ conv) only.
   MoE* moe = dynamic_cast<MoE*>(&model);
@@ -321,6 +330,7 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
   int64_t steps_per_epoch = static_cast<int64_t>(loader.batches_per_epoch());
   if (T.max_steps_per_epoch > 0) steps_per_epoch = std::min<int64_t>(steps_per_epoch, T.max_steps_per_epoch);
   Tensor weights = class_weight_tensor(T, model.num_classes());
+  if (weights.defined()) weights = weights.to(dev);
 
   ScheduleOptions sched = T.schedule;
   sched.base_lr = T.optimizer.lr;
@@ -371,6 +381,7 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
     int64_t k = 0, images = 0;
     data::Batch b;
     while (k < steps_per_epoch && loader.next(b)) {
+      b.to(dev);
       if (T.schedule_per == "step") optimizer->set_lr(learning_rate_at(sched, meta.step));
       optimizer->zero_grad();
       Tensor logits;
