@@ -9,6 +9,7 @@
 #include "kernels/gpu_kernels.h"
 #include "kernels/conv2d_cpu.h"
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace moeseg {
@@ -35,6 +36,23 @@ GpuConv2dShape gpu_shape(const cpu::Conv2dGeometry& g) {
   auto i = [](int64_t v) { return static_cast<int>(v); };
   return {i(g.n), i(g.c_in), i(g.h_in), i(g.w_in), i(g.c_out), i(g.kh), i(g.kw), i(g.stride_h), i(g.stride_w),
           i(g.pad_h), i(g.pad_w), i(g.dil_h), i(g.dil_w), i(g.groups)};
+}
+
+// MOESEG_CONV=cudnn on a GPU whose table has cuDNN; otherwise our kernels (said once when cuDNN
+// was asked for but is not there, e.g. on the emulated device).
+bool use_cudnn() {
+  if (conv2d_impl() != "cudnn") return false;
+  if (gpu_kernels().cudnn_conv2d_forward) return true;
+  static bool said = false;
+  if (!said) std::fprintf(stderr, "moeseg: MOESEG_CONV=cudnn but this CUDA device has no cuDNN; conv2d runs our kernels\n");
+  said = true;
+  return false;
+}
+
+// cuDNN scratch as a byte tensor on the device (at least one byte so the pointer is valid).
+Tensor cudnn_workspace(const GpuKernels& k, const GpuConv2dShape& s, Device d) {
+  const int64_t bytes = static_cast<int64_t>(k.cudnn_conv2d_workspace_bytes(s));
+  return Tensor::empty({std::max<int64_t>(bytes, 1)}, DType::UInt8, d);
 }
 
 // All argument checks happen here, so that the raw kernels (which throw std::invalid_argument)
@@ -105,6 +123,24 @@ struct Conv2dBackward final : autograd::Node {
         k.relu_backward(dy.data<float>(), yv.data<float>(), masked.data<float>(), dy.numel());
         dy = masked;
       }
+      if (use_cudnn()) {
+        Tensor ws = cudnn_workspace(k, s, dy.device());
+        if (need_x) {
+          dx = Tensor::empty(xv.sizes(), xv.dtype(), xv.device());
+          k.cudnn_conv2d_backward_data(s, dy.data<float>(), wv.data<float>(), dx.data<float>(), ws.raw_data(),
+                                       static_cast<size_t>(ws.numel()));
+        }
+        if (need_w || need_b) {
+          dw = Tensor::empty(wv.sizes(), wv.dtype(), wv.device());
+          db = has_bias ? Tensor::empty({geo.c_out}, wv.dtype(), wv.device()) : Tensor();
+          k.cudnn_conv2d_backward_weight(s, xv.data<float>(), dy.data<float>(), dw.data<float>(),
+                                         has_bias ? db.data<float>() : nullptr, ws.raw_data(),
+                                         static_cast<size_t>(ws.numel()));
+          if (!need_w) dw = Tensor();
+          if (!need_b) db = Tensor();
+        }
+        return {dx, dw, db};
+      }
       if (need_x) {
         dx = Tensor::empty(xv.sizes(), xv.dtype(), xv.device());
         k.conv2d_backward_data(s, dy.data<float>(), wv.data<float>(), dx.data<float>());
@@ -158,7 +194,14 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   const cpu::Conv2dGeometry geo = make_geometry(xc, wc, opt);
   Tensor y = Tensor::empty({geo.n, geo.c_out, geo.h_out(), geo.w_out()}, x.dtype(), x.device());
   try {
-    if (on_cuda(x))
+    if (on_cuda(x) && use_cudnn()) {
+      const GpuKernels& k = gpu_kernels();
+      const GpuConv2dShape s = gpu_shape(geo);
+      Tensor ws = cudnn_workspace(k, s, x.device());
+      k.cudnn_conv2d_forward(s, xc.data<float>(), wc.data<float>(), bc.defined() ? bc.data<float>() : nullptr,
+                             y.data<float>(), ws.raw_data(), static_cast<size_t>(ws.numel()));
+      if (opt.fuse_relu) k.relu_forward(y.data<float>(), y.data<float>(), y.numel());
+    } else if (on_cuda(x))
       gpu_kernels().conv2d_forward(gpu_shape(geo), xc.data<float>(), wc.data<float>(),
                                    bc.defined() ? bc.data<float>() : nullptr, opt.fuse_relu, y.data<float>());
     else

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace moeseg {
 
@@ -59,6 +60,22 @@ struct GpuKernels {
                                         const float* const* expert_logits, float* grad_gate_logits,
                                         float* const* grad_expert_logits, float* workspace, int B, int G, int C,
                                         int64_t HW, int E);
+
+  // ---- vendor libraries: only in the GPU table (nullptr in the CUDA-on-CPU one) ----------------
+  // cuBLAS, row-major: C[M,N] = alpha * op(A) op(B) + beta * C with op(X) = X or X^T; lda, ldb and
+  // ldc are row-major leading dimensions (elements between rows). linear uses it on a GPU.
+  void (*gemm)(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+               int ldb, float beta, float* C, int ldc);
+  // cuDNN convolution (the switchable alternative to conv2d_implicit_gemm and the benchmark
+  // baseline), float32 with FMA math (no TF32), same contracts as the conv2d_* entries above;
+  // `workspace` is allocated by the caller from the *_workspace_bytes answer.
+  size_t (*cudnn_conv2d_workspace_bytes)(const GpuConv2dShape& s);
+  void (*cudnn_conv2d_forward)(const GpuConv2dShape& s, const float* x, const float* w, const float* bias,
+                               float* y, void* workspace, size_t workspace_bytes);
+  void (*cudnn_conv2d_backward_data)(const GpuConv2dShape& s, const float* dy, const float* w, float* dx,
+                                     void* workspace, size_t workspace_bytes);
+  void (*cudnn_conv2d_backward_weight)(const GpuConv2dShape& s, const float* x, const float* dy, float* dw,
+                                       float* dbias, void* workspace, size_t workspace_bytes);
 };
 
 // The table of the CUDA device in use: the GPU's when one is registered, the CUDA-on-CPU one when
@@ -68,5 +85,12 @@ const GpuKernels& gpu_kernels();
 // Built by kernels/gpu_kernel_table.h, instantiated once per kernel build.
 const GpuKernels& coc_kernel_table();
 const GpuKernels& cuda_kernel_table();   // only in builds with CUDA
+// Fills the vendor entries (kernels/gpu_vendor_cuda.cpp; cuDNN ones only when the build found it).
+void add_vendor_kernels(GpuKernels& t);
+
+// conv2d's implementation on a GPU: "ours" (default) or "cudnn", from MOESEG_CONV=cudnn in the
+// environment or set_conv2d_impl(). The emulated device has no cuDNN and always runs ours.
+const std::string& conv2d_impl();
+void set_conv2d_impl(const std::string& name);   // "ours" | "cudnn"; throws on anything else
 
 }  // namespace moeseg

@@ -7,7 +7,11 @@
 namespace moeseg {
 
 const GpuKernels& cuda_kernel_table() {
-  static const GpuKernels table = cuda::make_gpu_kernel_table("cuda");
+  static const GpuKernels table = [] {
+    GpuKernels t = cuda::make_gpu_kernel_table("cuda");
+    add_vendor_kernels(t);
+    return t;
+  }();
   return table;
 }
 

@@ -16,6 +16,7 @@
 #include "core/autograd.h"
 #include "kernels/conv2d.h"
 #include "kernels/device_fallback.h"
+#include "kernels/gpu_kernels.h"
 #include "kernels/reduce.h"
 
 namespace moeseg {
@@ -169,6 +170,63 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   return out;
 }
 
+namespace {
+
+// ---- linear on a GPU through cuBLAS (gpu_kernels().gemm, row-major) ---------------------------
+// y[M,out] = x[M,in] W[out,in]^T + 1[M] b[out];  dx = dy W;  dW = dy^T x;  db = dy^T 1[M].
+// The bias goes in as a rank-1 GEMM (ones times bias) so no broadcast op is needed on the device.
+void gemm_on(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float beta) {
+  const int M = static_cast<int>(c.size(0)), N = static_cast<int>(c.size(1));
+  const int K = static_cast<int>(ta ? a.size(0) : a.size(1));
+  gpu_kernels().gemm(ta, tb, M, N, K, 1.f, a.data<float>(), static_cast<int>(a.size(1)), b.data<float>(),
+                     static_cast<int>(b.size(1)), beta, c.data<float>(), N);
+}
+
+struct LinearCublasBackward final : autograd::Node {
+  autograd::SavedTensor x, w;
+  bool need_x = false, need_w = false, need_b = false;
+  std::vector<Tensor> backward(const Tensor& grad) override {
+    Tensor xv = x.get("linear"), wv = w.get("linear"), dy = grad.contiguous();
+    const Device d = dy.device();
+    Tensor dx, dw, db;
+    if (need_x) gemm_on(dy, false, wv, false, dx = Tensor::empty(xv.sizes(), DType::Float32, d), 0.f);
+    if (need_w) gemm_on(dy, true, xv, false, dw = Tensor::empty(wv.sizes(), DType::Float32, d), 0.f);
+    if (need_b) {
+      Tensor ones = Tensor::ones({dy.size(0), 1}, DType::Float32, d);
+      gemm_on(dy, true, ones, false, db = Tensor::empty({dy.size(1), 1}, DType::Float32, d), 0.f);
+      db = db.reshape({dy.size(1)});
+    }
+    return {dx, dw, db};
+  }
+  void release() override { x.reset(); w.reset(); }
+  std::string name() const override { return "LinearBackward"; }
+};
+
+Tensor linear_cublas(const Tensor& x2, const Tensor& weight, const Tensor& bias) {
+  Tensor xc = x2.detach().contiguous(), wc = weight.detach().contiguous();
+  const Device d = x2.device();
+  Tensor out = Tensor::empty({xc.size(0), wc.size(0)}, DType::Float32, d);
+  float beta = 0.f;
+  if (bias.defined()) {
+    Tensor ones = Tensor::ones({xc.size(0), 1}, DType::Float32, d);
+    gemm_on(ones, false, bias.detach().contiguous().reshape({1, wc.size(0)}), false, out, 0.f);
+    beta = 1.f;
+  }
+  gemm_on(xc, false, wc, true, out, beta);
+  if (autograd::needs_grad({&x2, &weight, &bias})) {
+    auto n = std::make_shared<LinearCublasBackward>();
+    n->x = autograd::SavedTensor(xc);
+    n->w = autograd::SavedTensor(wc);
+    n->need_x = x2.requires_grad();
+    n->need_w = weight.requires_grad();
+    n->need_b = bias.defined() && bias.requires_grad();
+    autograd::connect(n, {&x2, &weight, &bias}, out);
+  }
+  return out;
+}
+
+}  // namespace
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_operands(x, weight, "linear", "x", "weight");
   MOESEG_CHECK(x.dim() >= 1, "linear: x must have at least one dim, got ", x.str());
@@ -188,10 +246,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
       note_cpu_fallback("linear", "float64 or empty inputs");
       return linear(cpu_copy(x), cpu_copy(weight), cpu_copy(bias)).to(x.device());
     }
-    // A linear layer is a 1x1 convolution of [rows, in, 1, 1]: the implicit-GEMM kernels serve it,
-    // forward and backward (conv2d's autograd), with the bias fused into the epilogue.
     Shape os = x.sizes();
     os.back() = out_f;
+    if (gpu_kernels().gemm) return linear_cublas(x.reshape({rows, in}), weight, bias).reshape(os);
+    // Without cuBLAS (the emulated device) a linear layer is a 1x1 convolution of [rows, in, 1, 1]:
+    // the implicit-GEMM kernels serve it, forward and backward, with the bias in the epilogue.
     return conv2d(x.reshape({rows, in, 1, 1}), weight.reshape({out_f, in, 1, 1}), bias, Conv2dOptions{})
         .reshape(os);
   }
