@@ -42,6 +42,8 @@ const std::vector<OpInfo>& op_table() {
       {"adaptive_avg_pool2d", "pooling.h", true, "cpu"},
       {"upsample_bilinear2d", "upsample.h", true, "cpu"},
       {"upsample_nearest2d", "upsample.h", true, "cpu"},
+      {"frru_pool_concat", "frru.h", true, "cpu"},
+      {"frru_conv1x1_upsample_add", "frru.h", true, "cpu"},
   };
   return ops;
 }

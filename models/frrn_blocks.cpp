@@ -6,6 +6,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/pooling.h"
 #include "kernels/shape_ops.h"
+#include "kernels/frru.h"
 #include "kernels/upsample.h"
 #include "models/frrn_trace.h"
 
@@ -44,14 +45,11 @@ FRRUnit::FRRUnit(int64_t y_in, int64_t y_out, int64_t zc, int64_t factor, Genera
 }
 
 std::pair<Tensor, Tensor> FRRUnit::forward2(const Tensor& y, const Tensor& z) {
-  Tensor z_down = max_pool2d(z, 3, factor_, 1);
-  MOESEG_CHECK(z_down.size(2) == y.size(2) && z_down.size(3) == y.size(3), "FRRU (factor ", factor_,
-               "): pooling stream ", shape_str(y.shape()), " and pooled residual stream ", shape_str(z_down.shape()),
-               " differ in size");
-  Tensor h = relu(bn1->forward(conv1->forward(concat({y, z_down}, 1))));
+  // kernels/frru.h: the pooled residual stream joins y in one op, and z's update (1x1 conv to z's
+  // channels, bilinear upsampling, residual add) is one op, so a GPU runs each as one kernel.
+  Tensor h = relu(bn1->forward(conv1->forward(frru_pool_concat(y, z, factor_))));
   Tensor y_out = relu(bn2->forward(conv2->forward(h)));
-  Tensor z_up = upsample_bilinear2d(convz->forward(y_out), z.size(2), z.size(3), /*align_corners=*/true);
-  return {y_out, add(z, z_up)};
+  return {y_out, frru_conv1x1_upsample_add(y_out, z, convz->weight, convz->bias)};
 }
 
 FRRLayer::FRRLayer(int64_t y_in, int64_t y_out, int64_t num_units, int64_t zc, int64_t factor, Generator& gen)
