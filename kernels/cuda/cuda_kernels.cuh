@@ -105,4 +105,43 @@ size_t conv2d_backward_weight_workspace_floats(const Conv2dShape& shape);
 void conv2d_backward_weight(const Conv2dShape& shape, const float* x, const float* dy, float* dw, float* dbias,
                             float* workspace, cudaStream_t stream = nullptr);
 
+// ---- pooling.cu --------------------------------------------------------------------------------
+// 2-D pooling on NCHW float32, semantics of kernels/pooling.h (floor mode; padding <= kernel / 2;
+// max: padding is -inf, first maximum in row-major window order wins, NaN propagates; avg:
+// count_include_pad=True). Backward passes gather per input pixel in the CPU's accumulation order:
+// deterministic, no atomics, and bit-identical to the CPU backend under CUDA-on-CPU. No workspace.
+// PyTorch's floor-mode output size; the launchers check it is >= 1.
+inline int pool2d_out_size(int in, int kernel, int stride, int padding) {
+  return (in + 2 * padding - kernel) / stride + 1;
+}
+// indices [N, C, Ho, Wo] (nullable: eval): flat h * W + w of the argmax within its plane.
+void max_pool2d_forward(const float* x, float* y, int64_t* indices, int N, int C, int H, int W, int kernel,
+                        int stride, int padding, cudaStream_t stream = nullptr);
+// grad_x [N, C, H, W] (overwritten) from grad_y [N, C, Ho, Wo] routed through the forward's indices.
+void max_pool2d_backward(const float* grad_y, const int64_t* indices, float* grad_x, int N, int C, int H, int W,
+                         int kernel, int stride, int padding, cudaStream_t stream = nullptr);
+void avg_pool2d_forward(const float* x, float* y, int N, int C, int H, int W, int kernel, int stride, int padding,
+                        cudaStream_t stream = nullptr);
+void avg_pool2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int kernel, int stride,
+                         int padding, cudaStream_t stream = nullptr);
+// Bins [floor(i * in / out), ceil((i + 1) * in / out)) as PyTorch.
+void adaptive_avg_pool2d_forward(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w,
+                                 cudaStream_t stream = nullptr);
+void adaptive_avg_pool2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                  int out_w, cudaStream_t stream = nullptr);
+
+// ---- upsample.cu -------------------------------------------------------------------------------
+// Resize x [N, C, H, W] to [N, C, out_h, out_w] (any sizes, up or down), semantics of
+// kernels/upsample.h: bilinear with align_corners true or false (PyTorch's source index without
+// a scale_factor), legacy nearest (floor(dst * float(in / out))). Backward gathers per input pixel
+// in the CPU's order (deterministic, no atomics); grad_x is overwritten. No workspace.
+void upsample_bilinear2d_forward(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w,
+                                 bool align_corners, cudaStream_t stream = nullptr);
+void upsample_bilinear2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                  int out_w, bool align_corners, cudaStream_t stream = nullptr);
+void upsample_nearest2d_forward(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w,
+                                cudaStream_t stream = nullptr);
+void upsample_nearest2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                 int out_w, cudaStream_t stream = nullptr);
+
 }  // namespace moeseg::MOESEG_KERNEL_NS

@@ -15,3 +15,5 @@
 #include "kernels/cuda/elementwise.cu"
 #include "kernels/cuda/reduce.cu"
 #include "kernels/cuda/conv2d_implicit_gemm.cu"
+#include "kernels/cuda/pooling.cu"
+#include "kernels/cuda/upsample.cu"
