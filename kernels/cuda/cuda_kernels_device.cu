@@ -15,5 +15,8 @@
 #include "kernels/cuda/elementwise.cu"
 #include "kernels/cuda/reduce.cu"
 #include "kernels/cuda/conv2d_implicit_gemm.cu"
+#include "kernels/cuda/batch_norm.cu"
 #include "kernels/cuda/pooling.cu"
 #include "kernels/cuda/upsample.cu"
+#include "kernels/cuda/topk.cu"
+#include "kernels/cuda/tensor_copy.cu"
