@@ -213,4 +213,34 @@ void fill_strided(void* dst, const StridedLayout& dst_layout, int elem_size, uin
 void strided_copy(void* dst, const StridedLayout& dst_layout, const void* src, const StridedLayout& src_layout,
                   int elem_size, cudaStream_t stream = nullptr);
 
+// ---- frru.cu -----------------------------------------------------------------------------------
+// Full-Resolution Residual Unit pieces (FRRN, spec §1.3). y: pooling stream [N, Cy, h, w]; z:
+// residual stream [N, Cz, H, W] (Cz = 32 in FRRN, any >= 1 here); (h, w) must equal the size of
+// maxpool(k3, stride f, pad 1) of (H, W).
+// out [N, Cy + Cz, h, w] = concat(y, maxpool_k3_s{f}_p1(z)) in one pass; indices [N, Cz, h, w]
+// (nullable: eval) get the argmax as max_pool2d_forward.
+void frru_pool_concat_forward(const float* y, const float* z, float* out, int64_t* indices, int N, int Cy, int h,
+                              int w, int Cz, int H, int W, int factor, cudaStream_t stream = nullptr);
+// grad_y [N, Cy, h, w] = its channels of grad_out (nullable: skipped); grad_z [N, Cz, H, W]
+// (overwritten) = the z channels routed through indices (gather, deterministic).
+void frru_pool_concat_backward(const float* grad_out, const int64_t* indices, float* grad_y, float* grad_z, int N,
+                               int Cy, int h, int w, int Cz, int H, int W, int factor,
+                               cudaStream_t stream = nullptr);
+// Floats of scratch for the forward: the low-resolution conv output [N, Cz, h, w].
+size_t frru_conv1x1_upsample_add_forward_workspace_floats(int N, int Cz, int h, int w);
+// z_out = z_in + upsample_bilinear_align_corners(conv1x1(y_out; weight [Cz, Cy], bias [Cz]), to
+// (H, W)). z_out may alias z_in (in place). bias nullable.
+void frru_conv1x1_upsample_add_forward(const float* y_out, const float* weight, const float* bias, const float* z_in,
+                                       float* z_out, float* workspace, int N, int Cy, int h, int w, int Cz, int H,
+                                       int W, cudaStream_t stream = nullptr);
+// Floats of scratch for the backward: grad of the low-resolution map [N, Cz, h, w] plus the
+// per-chunk partial weight / bias gradients.
+size_t frru_conv1x1_upsample_add_backward_workspace_floats(int N, int Cy, int h, int w, int Cz);
+// From grad_z_out [N, Cz, H, W]: grad_y_out [N, Cy, h, w], grad_weight [Cz, Cy], grad_bias [Cz]
+// (each nullable; all overwritten). grad z_in = grad z_out (the caller passes it on).
+void frru_conv1x1_upsample_add_backward(const float* grad_z_out, const float* y_out, const float* weight,
+                                        float* grad_y_out, float* grad_weight, float* grad_bias, float* workspace,
+                                        int N, int Cy, int h, int w, int Cz, int H, int W,
+                                        cudaStream_t stream = nullptr);
+
 }  // namespace moeseg::MOESEG_KERNEL_NS

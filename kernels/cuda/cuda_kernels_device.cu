@@ -20,3 +20,4 @@
 #include "kernels/cuda/upsample.cu"
 #include "kernels/cuda/topk.cu"
 #include "kernels/cuda/tensor_copy.cu"
+#include "kernels/cuda/frru.cu"
