@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__) || defined(MOESEG_CUDA_KERNELS_DEVICE)
 #include <cuda_runtime_api.h>
@@ -104,5 +105,142 @@ size_t conv2d_backward_weight_workspace_floats(const Conv2dShape& shape);
 // partials summed in a fixed order, no atomics.
 void conv2d_backward_weight(const Conv2dShape& shape, const float* x, const float* dy, float* dw, float* dbias,
                             float* workspace, cudaStream_t stream = nullptr);
+
+// ---- batch_norm.cu -----------------------------------------------------------------------------
+// BatchNorm2d on x [N, C, HW] (NCHW, float32), semantics of kernels/batch_norm.h. weight / bias
+// [C] are nullable (affine off: 1 and 0). Statistics and per-channel coefficients in double;
+// reductions are per-block partials summed in a fixed order (deterministic, no atomics).
+// Floats of scratch each of the three launchers below needs (double partials + coefficients).
+size_t batch_norm_workspace_floats(int N, int C, int64_t HW);
+// Training: y = (x - mean) * invstd * w + b with the batch mean and biased variance; when
+// running_mean / running_var are given (both or neither) they become
+// (1 - momentum) * running + momentum * batch (variance unbiased: * m / (m - 1), m = N * HW > 1).
+// save_mean / save_invstd [C] (nullable) receive the batch mean and 1 / sqrt(var + eps).
+void batch_norm_forward_training(const float* x, const float* weight, const float* bias, float* running_mean,
+                                 float* running_var, float* y, float* save_mean, float* save_invstd,
+                                 float* workspace, int N, int C, int64_t HW, double momentum, double eps,
+                                 cudaStream_t stream = nullptr);
+// Evaluation: normalises with running_mean / running_var (required). save_mean / save_invstd
+// (nullable) receive running_mean and 1 / sqrt(running_var + eps) for batch_norm_backward.
+void batch_norm_forward_eval(const float* x, const float* weight, const float* bias, const float* running_mean,
+                             const float* running_var, float* y, float* save_mean, float* save_invstd,
+                             float* workspace, int N, int C, int64_t HW, double eps, cudaStream_t stream = nullptr);
+// From the forward's save_mean / save_invstd. grad_x, grad_weight, grad_bias each nullable.
+// training: grad_x = w * invstd * (g - mean(g) - xhat * mean(g * xhat)); eval: w * invstd * g.
+// grad_weight = sum(g * xhat), grad_bias = sum(g) over N, H, W (both modes).
+void batch_norm_backward(const float* grad_y, const float* x, const float* weight, const float* save_mean,
+                         const float* save_invstd, bool training, float* grad_x, float* grad_weight,
+                         float* grad_bias, float* workspace, int N, int C, int64_t HW,
+                         cudaStream_t stream = nullptr);
+
+// ---- pooling.cu --------------------------------------------------------------------------------
+// 2-D pooling on NCHW float32, semantics of kernels/pooling.h (floor mode; padding <= kernel / 2;
+// max: padding is -inf, first maximum in row-major window order wins, NaN propagates; avg:
+// count_include_pad=True). Backward passes gather per input pixel in the CPU's accumulation order:
+// deterministic, no atomics, and bit-identical to the CPU backend under CUDA-on-CPU. No workspace.
+// PyTorch's floor-mode output size; the launchers check it is >= 1.
+inline int pool2d_out_size(int in, int kernel, int stride, int padding) {
+  return (in + 2 * padding - kernel) / stride + 1;
+}
+// indices [N, C, Ho, Wo] (nullable: eval): flat h * W + w of the argmax within its plane.
+void max_pool2d_forward(const float* x, float* y, int64_t* indices, int N, int C, int H, int W, int kernel,
+                        int stride, int padding, cudaStream_t stream = nullptr);
+// grad_x [N, C, H, W] (overwritten) from grad_y [N, C, Ho, Wo] routed through the forward's indices.
+void max_pool2d_backward(const float* grad_y, const int64_t* indices, float* grad_x, int N, int C, int H, int W,
+                         int kernel, int stride, int padding, cudaStream_t stream = nullptr);
+void avg_pool2d_forward(const float* x, float* y, int N, int C, int H, int W, int kernel, int stride, int padding,
+                        cudaStream_t stream = nullptr);
+void avg_pool2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int kernel, int stride,
+                         int padding, cudaStream_t stream = nullptr);
+// Bins [floor(i * in / out), ceil((i + 1) * in / out)) as PyTorch.
+void adaptive_avg_pool2d_forward(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w,
+                                 cudaStream_t stream = nullptr);
+void adaptive_avg_pool2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                  int out_w, cudaStream_t stream = nullptr);
+
+// ---- upsample.cu -------------------------------------------------------------------------------
+// Resize x [N, C, H, W] to [N, C, out_h, out_w] (any sizes, up or down), semantics of
+// kernels/upsample.h: bilinear with align_corners true or false (PyTorch's source index without
+// a scale_factor), legacy nearest (floor(dst * float(in / out))). Backward gathers per input pixel
+// in the CPU's order (deterministic, no atomics); grad_x is overwritten. No workspace.
+void upsample_bilinear2d_forward(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w,
+                                 bool align_corners, cudaStream_t stream = nullptr);
+void upsample_bilinear2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                  int out_w, bool align_corners, cudaStream_t stream = nullptr);
+void upsample_nearest2d_forward(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w,
+                                cudaStream_t stream = nullptr);
+void upsample_nearest2d_backward(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                 int out_w, cudaStream_t stream = nullptr);
+
+// ---- topk.cu -----------------------------------------------------------------------------------
+// Top-k along the last dim of x [rows, cols] (kernels/reduce.h topk with dim = -1): values and
+// int64 indices [rows, k], sorted (largest: descending, else ascending), ties by lower index
+// first, -0 == +0, NaN ranks above every number (first when largest, last otherwise). One warp per
+// row, k selection rounds: meant for small k (MoE gates, k <= ~32); cost O(k * cols) per row.
+void topk_forward(const float* x, int64_t rows, int64_t cols, int k, bool largest, float* values, int64_t* indices,
+                  cudaStream_t stream = nullptr);
+// grad_x [rows, cols] (overwritten) = scatter of grad_values [rows, k] to indices (summed in k
+// order where an index repeats, as the CPU's +=). O(k) per element of grad_x. No workspace.
+void topk_backward(const float* grad_values, const int64_t* indices, int64_t rows, int64_t cols, int k,
+                   float* grad_x, cudaStream_t stream = nullptr);
+
+// ---- tensor_copy.cu ----------------------------------------------------------------------------
+// What Tensor::contiguous / copy_ / fill_ need on the GPU. Elements are 1, 2, 4 or 8 bytes moved
+// as raw bits (any dtype of that size). Sizes and strides in elements; strides may be 0 (src
+// only: a broadcast) or negative; an empty tensor (a size 0) is a no-op. No workspace.
+constexpr int kMaxCopyDims = 8;
+struct StridedLayout {
+  int ndim = 0;                      // 0 = a scalar (one element)
+  int64_t sizes[kMaxCopyDims] = {};
+  int64_t strides[kMaxCopyDims] = {};
+};
+// dst[0, n) = the element whose bytes are the low elem_size bytes of value_bits.
+void fill(void* dst, int64_t n, int elem_size, uint64_t value_bits, cudaStream_t stream = nullptr);
+inline void fill_f32(float* dst, int64_t n, float v, cudaStream_t stream = nullptr) {
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  fill(dst, n, 4, b, stream);
+}
+inline void fill_i64(int64_t* dst, int64_t n, int64_t v, cudaStream_t stream = nullptr) {
+  fill(dst, n, 8, static_cast<uint64_t>(v), stream);
+}
+// The strided form (fill_ on a view). dst strides must be non-zero where a size is > 1.
+void fill_strided(void* dst, const StridedLayout& dst_layout, int elem_size, uint64_t value_bits,
+                  cudaStream_t stream = nullptr);
+// dst[i...] = src[i...] for every multi-index of the (equal) sizes; dst and src must not overlap
+// and dst strides must be non-zero where a size is > 1. Layouts are coalesced on the host
+// (size-1 dims dropped, mergeable dims merged), so contiguous copies run as a flat copy.
+void strided_copy(void* dst, const StridedLayout& dst_layout, const void* src, const StridedLayout& src_layout,
+                  int elem_size, cudaStream_t stream = nullptr);
+
+// ---- frru.cu -----------------------------------------------------------------------------------
+// Full-Resolution Residual Unit pieces (FRRN, spec §1.3). y: pooling stream [N, Cy, h, w]; z:
+// residual stream [N, Cz, H, W] (Cz = 32 in FRRN, any >= 1 here); (h, w) must equal the size of
+// maxpool(k3, stride f, pad 1) of (H, W).
+// out [N, Cy + Cz, h, w] = concat(y, maxpool_k3_s{f}_p1(z)) in one pass; indices [N, Cz, h, w]
+// (nullable: eval) get the argmax as max_pool2d_forward.
+void frru_pool_concat_forward(const float* y, const float* z, float* out, int64_t* indices, int N, int Cy, int h,
+                              int w, int Cz, int H, int W, int factor, cudaStream_t stream = nullptr);
+// grad_y [N, Cy, h, w] = its channels of grad_out (nullable: skipped); grad_z [N, Cz, H, W]
+// (overwritten) = the z channels routed through indices (gather, deterministic).
+void frru_pool_concat_backward(const float* grad_out, const int64_t* indices, float* grad_y, float* grad_z, int N,
+                               int Cy, int h, int w, int Cz, int H, int W, int factor,
+                               cudaStream_t stream = nullptr);
+// Floats of scratch for the forward: the low-resolution conv output [N, Cz, h, w].
+size_t frru_conv1x1_upsample_add_forward_workspace_floats(int N, int Cz, int h, int w);
+// z_out = z_in + upsample_bilinear_align_corners(conv1x1(y_out; weight [Cz, Cy], bias [Cz]), to
+// (H, W)). z_out may alias z_in (in place). bias nullable.
+void frru_conv1x1_upsample_add_forward(const float* y_out, const float* weight, const float* bias, const float* z_in,
+                                       float* z_out, float* workspace, int N, int Cy, int h, int w, int Cz, int H,
+                                       int W, cudaStream_t stream = nullptr);
+// Floats of scratch for the backward: grad of the low-resolution map [N, Cz, h, w] plus the
+// per-chunk partial weight / bias gradients.
+size_t frru_conv1x1_upsample_add_backward_workspace_floats(int N, int Cy, int h, int w, int Cz);
+// From grad_z_out [N, Cz, H, W]: grad_y_out [N, Cy, h, w], grad_weight [Cz, Cy], grad_bias [Cz]
+// (each nullable; all overwritten). grad z_in = grad z_out (the caller passes it on).
+void frru_conv1x1_upsample_add_backward(const float* grad_z_out, const float* y_out, const float* weight,
+                                        float* grad_y_out, float* grad_weight, float* grad_bias, float* workspace,
+                                        int N, int Cy, int h, int w, int Cz, int H, int W,
+                                        cudaStream_t stream = nullptr);
 
 }  // namespace moeseg::MOESEG_KERNEL_NS

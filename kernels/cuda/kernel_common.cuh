@@ -46,3 +46,23 @@ inline void check_launch(const char* what) {
 }
 
 }  // namespace moeseg::MOESEG_KERNEL_NS::detail
+
+namespace moeseg::MOESEG_KERNEL_NS::detail {
+
+// Arithmetic that must round exactly like the CPU backend's (which g++ compiles in ISO mode,
+// without FMA contraction): nvcc would contract a * b + c into one FMA, which can move a source
+// index across an integer (upsampling) or change a sum's last bit. The _rn intrinsics are never
+// contracted; the host compiler does not contract either.
+#if defined(__CUDACC__)
+MOESEG_DEVICE float fmul_rn(float a, float b) { return __fmul_rn(a, b); }
+MOESEG_DEVICE float fadd_rn(float a, float b) { return __fadd_rn(a, b); }
+MOESEG_DEVICE double dmul_rn(double a, double b) { return __dmul_rn(a, b); }
+MOESEG_DEVICE double dadd_rn(double a, double b) { return __dadd_rn(a, b); }
+#else
+MOESEG_DEVICE float fmul_rn(float a, float b) { return a * b; }
+MOESEG_DEVICE float fadd_rn(float a, float b) { return a + b; }
+MOESEG_DEVICE double dmul_rn(double a, double b) { return a * b; }
+MOESEG_DEVICE double dadd_rn(double a, double b) { return a + b; }
+#endif
+
+}  // namespace moeseg::MOESEG_KERNEL_NS::detail
