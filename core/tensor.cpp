@@ -230,6 +230,12 @@ void copy_half(const Tensor& dst, const Tensor& src) {
 
 }  // namespace
 
+namespace {
+DeviceCopyOps g_device_copy_ops;   // zero-initialised before any static constructor runs
+}  // namespace
+
+void set_device_copy_ops(const DeviceCopyOps& ops) { g_device_copy_ops = ops; }
+
 void Tensor::copy_(const Tensor& src) {
   check_defined(src, "copy_", "src");
   Tensor s = src.sizes() == sizes() ? src : src.expand(sizes());
@@ -238,8 +244,11 @@ void Tensor::copy_(const Tensor& src) {
     // One flat copy between or within devices.
     backend_for(device().is_cpu() ? s.device() : device())
         .copy(raw_data(), device(), s.raw_data(), s.device(), numel() * dtype_size(dtype()));
+  } else if (!on_host && device() == s.device() && dtype() == s.dtype() && g_device_copy_ops.copy &&
+             g_device_copy_ops.copy(*this, s)) {
+    // A strided or broadcast copy within one device, by the device's kernel.
   } else if (!on_host) {
-    // Strided, broadcast or converting copy involving a device: through host mirrors (no kernel yet).
+    // Converting copies, or copies between a device and a strided host tensor: through host mirrors.
     Tensor hd = host_mirror(*this);
     hd.copy_(host_mirror(s));
     if (!device().is_cpu()) upload_mirror(hd, *this);
@@ -258,6 +267,10 @@ void Tensor::copy_(const Tensor& src) {
 }
 
 void Tensor::fill_(double value) {
+  if (!device().is_cpu() && g_device_copy_ops.fill && g_device_copy_ops.fill(*this, value)) {
+    bump_version();
+    return;
+  }
   if (!device().is_cpu()) {
     Tensor h = host_mirror(*this);
     h.fill_(value);

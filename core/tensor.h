@@ -155,6 +155,15 @@ void check_cpu(const Tensor& t, const char* op);
 Tensor host_mirror(const Tensor& t);
 void upload_mirror(const Tensor& host, const Tensor& dev);
 
+// Device-side strided copies and fills, installed by kernels/ (kernels/gpu_kernels.cpp: the CUDA
+// tensor_copy kernels). Each returns false for a case it does not handle (another dtype pair,
+// overlapping operands, > 8 dims) and copy_/fill_ then take the host-mirror path.
+struct DeviceCopyOps {
+  bool (*copy)(const Tensor& dst, const Tensor& src) = nullptr;   // same device and dtype, dst.sizes == src.sizes
+  bool (*fill)(const Tensor& dst, double value) = nullptr;
+};
+void set_device_copy_ops(const DeviceCopyOps& ops);
+
 // Calls fn(linear_offset_in_elements) for every element of (sizes, strides), in row-major order.
 // The workhorse of strided copies; fast paths exist for contiguous data in the callers.
 void for_each_offset(const Shape& sizes, const Shape& strides, int64_t base,

@@ -11,6 +11,7 @@
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
+#include "kernels/gpu_kernels.h"
 
 namespace moeseg {
 
@@ -122,23 +123,80 @@ void check_param(const Tensor& p, const Tensor& x, int64_t c, const char* what) 
 
 }  // namespace
 
+namespace {
+
+// ---- CUDA: kernels/cuda/batch_norm.cu (float32, contiguous running statistics) ---------------
+
+struct BatchNorm2dCudaBackward final : autograd::Node {
+  autograd::SavedTensor x, weight, save_mean, save_invstd;
+  bool training = true, need_x = false, need_w = false, need_b = false;
+  std::vector<Tensor> backward(const Tensor& grad_out) override {
+    Tensor xv = x.get("batch_norm2d"), sm = save_mean.get("batch_norm2d"), si = save_invstd.get("batch_norm2d");
+    Tensor wv = weight.defined() ? weight.get("batch_norm2d").contiguous() : Tensor();
+    Tensor g = grad_out.contiguous();
+    const int N = static_cast<int>(xv.size(0)), C = static_cast<int>(xv.size(1));
+    const int64_t HW = xv.size(2) * xv.size(3);
+    const Device d = xv.device();
+    Tensor dx = need_x ? Tensor::empty(xv.sizes(), DType::Float32, d) : Tensor();
+    Tensor dw = need_w ? Tensor::empty({C}, DType::Float32, d) : Tensor();
+    Tensor db = need_b ? Tensor::empty({C}, DType::Float32, d) : Tensor();
+    const GpuKernels& k = gpu_kernels();
+    Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(k.batch_norm_workspace_floats(N, C, HW)), 1)},
+                              DType::Float32, d);
+    auto p = [](const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
+    k.batch_norm_backward(g.data<float>(), xv.data<float>(), p(wv), sm.data<float>(), si.data<float>(), training,
+                          p(dx), p(dw), p(db), ws.data<float>(), N, C, HW);
+    return {dx, dw, db};
+  }
+  void release() override { x.reset(); weight.reset(); save_mean.reset(); save_invstd.reset(); }
+  std::string name() const override { return "BatchNorm2dBackward"; }
+};
+
+Tensor batch_norm2d_cuda(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, bool training, double momentum, double eps) {
+  const GpuKernels& k = gpu_kernels();
+  const int N = static_cast<int>(x.size(0)), C = static_cast<int>(x.size(1));
+  const int64_t HW = x.size(2) * x.size(3);
+  const Device d = x.device();
+  Tensor xc = x.detach().contiguous();
+  Tensor wc = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor y = Tensor::empty(x.sizes(), DType::Float32, d);
+  Tensor sm = Tensor::empty({C}, DType::Float32, d), si = Tensor::empty({C}, DType::Float32, d);
+  Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(k.batch_norm_workspace_floats(N, C, HW)), 1)},
+                            DType::Float32, d);
+  auto p = [](const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
+  if (training) {
+    k.batch_norm_forward_training(xc.data<float>(), p(wc), p(bc), p(running_mean), p(running_var), y.data<float>(),
+                                  sm.data<float>(), si.data<float>(), ws.data<float>(), N, C, HW, momentum, eps);
+    if (running_mean.defined()) {
+      running_mean.bump_version();
+      running_var.bump_version();
+    }
+  } else {
+    k.batch_norm_forward_eval(xc.data<float>(), p(wc), p(bc), running_mean.data<float>(), running_var.data<float>(),
+                              y.data<float>(), sm.data<float>(), si.data<float>(), ws.data<float>(), N, C, HW, eps);
+  }
+  if (autograd::needs_grad({&x, &weight, &bias})) {
+    auto n = std::make_shared<BatchNorm2dCudaBackward>();
+    n->x = autograd::SavedTensor(xc);
+    if (wc.defined()) n->weight = autograd::SavedTensor(wc);
+    n->save_mean = autograd::SavedTensor(sm);
+    n->save_invstd = autograd::SavedTensor(si);
+    n->training = training;
+    n->need_x = x.requires_grad();
+    n->need_w = weight.defined() && weight.requires_grad();
+    n->need_b = bias.defined() && bias.requires_grad();
+    autograd::connect(n, {&x, &weight, &bias}, y);
+  }
+  return y;
+}
+
+}  // namespace
+
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                     const Tensor& running_var, bool training, double momentum, double eps) {
   check_defined(x, "batch_norm2d", "input");
-  if (on_cuda(x)) {
-    // The running statistics are buffers updated in place: run on host copies, copy them back.
-    note_cpu_fallback("batch_norm2d");
-    Tensor rm = running_mean.defined() ? running_mean.detach().to(Device{}) : Tensor();
-    Tensor rv = running_var.defined() ? running_var.detach().to(Device{}) : Tensor();
-    Tensor y = batch_norm2d(cpu_copy(x), cpu_copy(weight), cpu_copy(bias), rm, rv, training, momentum, eps)
-                   .to(x.device());
-    if (training && rm.defined()) {
-      NoGradGuard ng;
-      Tensor(running_mean).copy_(rm);   // a handle on the same buffer
-      Tensor(running_var).copy_(rv);
-    }
-    return y;
-  }
   MOESEG_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, "batch_norm2d: input ", x.str(),
                " must be float32 or float64");
   MOESEG_CHECK(x.dim() == 4, "batch_norm2d: input must be 4-D [N, C, H, W], got ", x.str());
@@ -155,6 +213,24 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, c
                "running_var (input ", x.str(), ")");
   MOESEG_CHECK(!training || n * hw > 1, "batch_norm2d: training needs more than 1 value per channel, got input ",
                x.str());
+
+  if (on_cuda(x)) {
+    const bool stats_ok = !running_mean.defined() || (running_mean.is_contiguous() && running_var.is_contiguous());
+    if (x.dtype() == DType::Float32 && stats_ok)
+      return batch_norm2d_cuda(x, weight, bias, running_mean, running_var, training, momentum, eps);
+    // The running statistics are buffers updated in place: run on host copies, copy them back.
+    note_cpu_fallback("batch_norm2d", "float64 or strided running statistics");
+    Tensor rm = running_mean.defined() ? running_mean.detach().to(Device{}) : Tensor();
+    Tensor rv = running_var.defined() ? running_var.detach().to(Device{}) : Tensor();
+    Tensor y = batch_norm2d(cpu_copy(x), cpu_copy(weight), cpu_copy(bias), rm, rv, training, momentum, eps)
+                   .to(x.device());
+    if (training && rm.defined()) {
+      NoGradGuard ng;
+      Tensor(running_mean).copy_(rm);   // a handle on the same buffer
+      Tensor(running_var).copy_(rv);
+    }
+    return y;
+  }
 
   Tensor xc = x.detach().contiguous();
   Tensor wc = weight.defined() ? weight.detach().contiguous() : Tensor();

@@ -1,10 +1,12 @@
 // FRRU pieces (see kernels/frru.h): argument checks naming the op and shapes, then the
-// composition of the ops they fuse. On a CUDA device each composed op dispatches on its own
-// until the fused kernels are wired here.
+// composition of the ops they fuse on the CPU (and for float64 on a device); float32 CUDA tensors
+// run the fused kernels of kernels/cuda/frru.cu (kernels/gpu_ops.h).
 #include "kernels/frru.h"
 
 #include "kernels/conv2d.h"
+#include "kernels/device_fallback.h"
 #include "kernels/elementwise.h"
+#include "kernels/gpu_ops.h"
 #include "kernels/pooling.h"
 #include "kernels/shape_ops.h"
 #include "kernels/upsample.h"
@@ -28,10 +30,11 @@ Tensor frru_pool_concat(const Tensor& y, const Tensor& z, int64_t factor) {
   const char* op = "frru_pool_concat";
   check_streams(y, z, op);
   MOESEG_CHECK(factor >= 1, op, ": factor must be >= 1, got ", factor);
-  Tensor z_down = max_pool2d(z, 3, factor, 1);
-  MOESEG_CHECK(z_down.size(2) == y.size(2) && z_down.size(3) == y.size(3), op, " (factor ", factor,
-               "): pooling stream ", y.str(), " and pooled residual stream ", z_down.str(), " differ in size");
-  return concat({y, z_down}, 1);
+  const int64_t h = (z.size(2) + 2 - 3) / factor + 1, w = (z.size(3) + 2 - 3) / factor + 1;   // k3, pad 1
+  MOESEG_CHECK(h == y.size(2) && w == y.size(3), op, " (factor ", factor, "): pooling stream ", y.str(),
+               " and the residual stream ", z.str(), " pooled to ", h, "x", w, " differ in size");
+  if (on_cuda(y) && y.dtype() == DType::Float32) return gpu::frru_pool_concat(y, z, factor);   // one fused kernel
+  return concat({y, max_pool2d(z, 3, factor, 1)}, 1);
 }
 
 Tensor frru_conv1x1_upsample_add(const Tensor& y, const Tensor& z, const Tensor& weight, const Tensor& bias) {
@@ -44,6 +47,11 @@ Tensor frru_conv1x1_upsample_add(const Tensor& y, const Tensor& z, const Tensor&
                " and z ", z.str());
   MOESEG_CHECK(y.size(2) <= z.size(2) && y.size(3) <= z.size(3), op, ": y ", y.str(),
                " must not be larger than z ", z.str());
+  if (bias.defined()) {
+    check_same_device(y, bias, op);
+    MOESEG_CHECK(bias.dim() == 1 && bias.size(0) == z.size(1), op, ": bias ", bias.str(), " must be [", z.size(1), "]");
+  }
+  if (on_cuda(y) && y.dtype() == DType::Float32) return gpu::frru_conv1x1_upsample_add(y, z, weight, bias);
   Tensor r = conv2d(y, weight, bias, Conv2dOptions{});
   return add(z, upsample_bilinear2d(r, z.size(2), z.size(3), /*align_corners=*/true));
 }

@@ -16,6 +16,13 @@ inline Conv2dShape to_kernel_shape(const GpuConv2dShape& g) {
   return s;
 }
 
+inline StridedLayout to_kernel_layout(const GpuStridedLayout& g) {
+  StridedLayout l;
+  l.ndim = g.ndim;
+  for (int i = 0; i < g.ndim; ++i) l.sizes[i] = g.sizes[i], l.strides[i] = g.strides[i];
+  return l;
+}
+
 inline GpuKernels make_gpu_kernel_table(const char* name) {
   GpuKernels t{};
   t.name = name;
@@ -66,6 +73,83 @@ inline GpuKernels make_gpu_kernel_table(const char* name) {
   t.gate_softmax_combine_backward = [](const float* go, const float* w, const float* const* ex, float* ggl,
                                        float* const* gex, float* ws, int B, int G, int C, int64_t HW, int E) {
     gate_softmax_combine_backward(go, w, ex, ggl, gex, ws, B, G, C, HW, E);
+  };
+  t.batch_norm_workspace_floats = [](int N, int C, int64_t HW) { return batch_norm_workspace_floats(N, C, HW); };
+  t.batch_norm_forward_training = [](const float* x, const float* w, const float* b, float* rm, float* rv, float* y,
+                                     float* sm, float* si, float* ws, int N, int C, int64_t HW, double mom,
+                                     double eps) {
+    batch_norm_forward_training(x, w, b, rm, rv, y, sm, si, ws, N, C, HW, mom, eps);
+  };
+  t.batch_norm_forward_eval = [](const float* x, const float* w, const float* b, const float* rm, const float* rv,
+                                 float* y, float* sm, float* si, float* ws, int N, int C, int64_t HW, double eps) {
+    batch_norm_forward_eval(x, w, b, rm, rv, y, sm, si, ws, N, C, HW, eps);
+  };
+  t.batch_norm_backward = [](const float* gy, const float* x, const float* w, const float* sm, const float* si,
+                             bool training, float* gx, float* gw, float* gb, float* ws, int N, int C, int64_t HW) {
+    batch_norm_backward(gy, x, w, sm, si, training, gx, gw, gb, ws, N, C, HW);
+  };
+  t.max_pool2d_forward = [](const float* x, float* y, int64_t* idx, int N, int C, int H, int W, int k, int s, int p) {
+    max_pool2d_forward(x, y, idx, N, C, H, W, k, s, p);
+  };
+  t.max_pool2d_backward = [](const float* gy, const int64_t* idx, float* gx, int N, int C, int H, int W, int k, int s,
+                             int p) { max_pool2d_backward(gy, idx, gx, N, C, H, W, k, s, p); };
+  t.avg_pool2d_forward = [](const float* x, float* y, int N, int C, int H, int W, int k, int s, int p) {
+    avg_pool2d_forward(x, y, N, C, H, W, k, s, p);
+  };
+  t.avg_pool2d_backward = [](const float* gy, float* gx, int N, int C, int H, int W, int k, int s, int p) {
+    avg_pool2d_backward(gy, gx, N, C, H, W, k, s, p);
+  };
+  t.adaptive_avg_pool2d_forward = [](const float* x, float* y, int N, int C, int H, int W, int oh, int ow) {
+    adaptive_avg_pool2d_forward(x, y, N, C, H, W, oh, ow);
+  };
+  t.adaptive_avg_pool2d_backward = [](const float* gy, float* gx, int N, int C, int H, int W, int oh, int ow) {
+    adaptive_avg_pool2d_backward(gy, gx, N, C, H, W, oh, ow);
+  };
+  t.upsample_bilinear2d_forward = [](const float* x, float* y, int N, int C, int H, int W, int oh, int ow, bool ac) {
+    upsample_bilinear2d_forward(x, y, N, C, H, W, oh, ow, ac);
+  };
+  t.upsample_bilinear2d_backward = [](const float* gy, float* gx, int N, int C, int H, int W, int oh, int ow,
+                                      bool ac) { upsample_bilinear2d_backward(gy, gx, N, C, H, W, oh, ow, ac); };
+  t.upsample_nearest2d_forward = [](const float* x, float* y, int N, int C, int H, int W, int oh, int ow) {
+    upsample_nearest2d_forward(x, y, N, C, H, W, oh, ow);
+  };
+  t.upsample_nearest2d_backward = [](const float* gy, float* gx, int N, int C, int H, int W, int oh, int ow) {
+    upsample_nearest2d_backward(gy, gx, N, C, H, W, oh, ow);
+  };
+  t.topk_forward = [](const float* x, int64_t r, int64_t c, int k, bool largest, float* v, int64_t* i) {
+    topk_forward(x, r, c, k, largest, v, i);
+  };
+  t.topk_backward = [](const float* gv, const int64_t* i, int64_t r, int64_t c, int k, float* gx) {
+    topk_backward(gv, i, r, c, k, gx);
+  };
+  t.fill_strided = [](void* dst, const GpuStridedLayout& l, int es, uint64_t bits) {
+    fill_strided(dst, to_kernel_layout(l), es, bits);
+  };
+  t.strided_copy = [](void* dst, const GpuStridedLayout& dl, const void* src, const GpuStridedLayout& sl, int es) {
+    strided_copy(dst, to_kernel_layout(dl), src, to_kernel_layout(sl), es);
+  };
+  t.frru_pool_concat_forward = [](const float* y, const float* z, float* out, int64_t* idx, int N, int Cy, int h,
+                                  int w, int Cz, int H, int W, int f) {
+    frru_pool_concat_forward(y, z, out, idx, N, Cy, h, w, Cz, H, W, f);
+  };
+  t.frru_pool_concat_backward = [](const float* go, const int64_t* idx, float* gy, float* gz, int N, int Cy, int h,
+                                   int w, int Cz, int H, int W, int f) {
+    frru_pool_concat_backward(go, idx, gy, gz, N, Cy, h, w, Cz, H, W, f);
+  };
+  t.frru_conv1x1_upsample_add_forward_workspace_floats = [](int N, int Cz, int h, int w) {
+    return frru_conv1x1_upsample_add_forward_workspace_floats(N, Cz, h, w);
+  };
+  t.frru_conv1x1_upsample_add_forward = [](const float* y, const float* wt, const float* b, const float* zi,
+                                           float* zo, float* ws, int N, int Cy, int h, int w, int Cz, int H, int W) {
+    frru_conv1x1_upsample_add_forward(y, wt, b, zi, zo, ws, N, Cy, h, w, Cz, H, W);
+  };
+  t.frru_conv1x1_upsample_add_backward_workspace_floats = [](int N, int Cy, int h, int w, int Cz) {
+    return frru_conv1x1_upsample_add_backward_workspace_floats(N, Cy, h, w, Cz);
+  };
+  t.frru_conv1x1_upsample_add_backward = [](const float* gzo, const float* y, const float* wt, float* gy, float* gw,
+                                            float* gb, float* ws, int N, int Cy, int h, int w, int Cz, int H,
+                                            int W) {
+    frru_conv1x1_upsample_add_backward(gzo, y, wt, gy, gw, gb, ws, N, Cy, h, w, Cz, H, W);
   };
   return t;
 }

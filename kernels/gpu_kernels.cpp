@@ -2,13 +2,61 @@
 #include "kernels/gpu_kernels.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "core/allocator.h"
 #include "core/cuda_emulation.h"
 #include "core/error.h"
+#include "core/half.h"
+#include "core/tensor.h"
 
 namespace moeseg {
+
+namespace {
+
+// The tensor core's device-side copy and fill (core/tensor.h DeviceCopyOps) on the CUDA kernels
+// of kernels/cuda/tensor_copy.cu.
+bool layout_of(const Tensor& t, GpuStridedLayout& l) {
+  if (t.dim() > 8) return false;
+  l.ndim = static_cast<int>(t.dim());
+  for (int i = 0; i < l.ndim; ++i) l.sizes[i] = t.sizes()[i], l.strides[i] = t.strides()[i];
+  return true;
+}
+
+bool cuda_copy(const Tensor& dst, const Tensor& src) {
+  if (!dst.device().is_cuda() || dst.impl().storage == src.impl().storage) return false;   // overlap: mirrors
+  GpuStridedLayout dl, sl;
+  if (!layout_of(dst, dl) || !layout_of(src, sl)) return false;
+  gpu_kernels().strided_copy(dst.raw_data(), dl, src.raw_data(), sl, static_cast<int>(dtype_size(dst.dtype())));
+  return true;
+}
+
+bool cuda_fill(const Tensor& dst, double value) {
+  if (!dst.device().is_cuda()) return false;
+  GpuStridedLayout l;
+  if (!layout_of(dst, l)) return false;
+  uint64_t bits = 0;
+  auto put = [&](auto v) { std::memcpy(&bits, &v, sizeof(v)); };
+  switch (dst.dtype()) {
+    case DType::Float32: put(static_cast<float>(value)); break;
+    case DType::Float64: put(value); break;
+    case DType::Int32: put(static_cast<int32_t>(value)); break;
+    case DType::Int64: put(static_cast<int64_t>(value)); break;
+    case DType::UInt8: put(static_cast<uint8_t>(value)); break;
+    case DType::Float16: put(float_to_fp16(static_cast<float>(value))); break;
+    case DType::BFloat16: put(float_to_bf16(static_cast<float>(value))); break;
+  }
+  gpu_kernels().fill_strided(dst.raw_data(), l, static_cast<int>(dtype_size(dst.dtype())), bits);
+  return true;
+}
+
+[[maybe_unused]] const bool g_copy_ops_installed = [] {
+  set_device_copy_ops({cuda_copy, cuda_fill});
+  return true;
+}();
+
+}  // namespace
 
 const GpuKernels& gpu_kernels() {
   MOESEG_CHECK(device_available(DeviceType::CUDA), "gpu_kernels: no CUDA device (no GPU, and CUDA is not emulated)");

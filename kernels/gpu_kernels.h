@@ -16,6 +16,12 @@ struct GpuConv2dShape {   // same fields as cuda_kernels.cuh's Conv2dShape
   int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
 };
 
+struct GpuStridedLayout {   // same fields as cuda_kernels.cuh's StridedLayout
+  int ndim = 0;
+  int64_t sizes[8] = {};
+  int64_t strides[8] = {};
+};
+
 struct GpuKernels {
   const char* name;   // "cuda" (nvcc) or "cuda-on-cpu"
 
@@ -60,6 +66,65 @@ struct GpuKernels {
                                         const float* const* expert_logits, float* grad_gate_logits,
                                         float* const* grad_expert_logits, float* workspace, int B, int G, int C,
                                         int64_t HW, int E);
+
+  // batch_norm.cu (weight/bias nullable; running stats nullable in training)
+  size_t (*batch_norm_workspace_floats)(int N, int C, int64_t HW);
+  void (*batch_norm_forward_training)(const float* x, const float* weight, const float* bias, float* running_mean,
+                                      float* running_var, float* y, float* save_mean, float* save_invstd,
+                                      float* workspace, int N, int C, int64_t HW, double momentum, double eps);
+  void (*batch_norm_forward_eval)(const float* x, const float* weight, const float* bias, const float* running_mean,
+                                  const float* running_var, float* y, float* save_mean, float* save_invstd,
+                                  float* workspace, int N, int C, int64_t HW, double eps);
+  void (*batch_norm_backward)(const float* grad_y, const float* x, const float* weight, const float* save_mean,
+                              const float* save_invstd, bool training, float* grad_x, float* grad_weight,
+                              float* grad_bias, float* workspace, int N, int C, int64_t HW);
+
+  // pooling.cu
+  void (*max_pool2d_forward)(const float* x, float* y, int64_t* indices, int N, int C, int H, int W, int kernel,
+                             int stride, int padding);
+  void (*max_pool2d_backward)(const float* grad_y, const int64_t* indices, float* grad_x, int N, int C, int H, int W,
+                              int kernel, int stride, int padding);
+  void (*avg_pool2d_forward)(const float* x, float* y, int N, int C, int H, int W, int kernel, int stride,
+                             int padding);
+  void (*avg_pool2d_backward)(const float* grad_y, float* grad_x, int N, int C, int H, int W, int kernel, int stride,
+                              int padding);
+  void (*adaptive_avg_pool2d_forward)(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w);
+  void (*adaptive_avg_pool2d_backward)(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                       int out_w);
+
+  // upsample.cu
+  void (*upsample_bilinear2d_forward)(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w,
+                                      bool align_corners);
+  void (*upsample_bilinear2d_backward)(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                       int out_w, bool align_corners);
+  void (*upsample_nearest2d_forward)(const float* x, float* y, int N, int C, int H, int W, int out_h, int out_w);
+  void (*upsample_nearest2d_backward)(const float* grad_y, float* grad_x, int N, int C, int H, int W, int out_h,
+                                      int out_w);
+
+  // topk.cu (rows of a contiguous [rows, cols])
+  void (*topk_forward)(const float* x, int64_t rows, int64_t cols, int k, bool largest, float* values,
+                       int64_t* indices);
+  void (*topk_backward)(const float* grad_values, const int64_t* indices, int64_t rows, int64_t cols, int k,
+                        float* grad_x);
+
+  // tensor_copy.cu (any element size 1/2/4/8; value_bits holds the element's bytes)
+  void (*fill_strided)(void* dst, const GpuStridedLayout& dst_layout, int elem_size, uint64_t value_bits);
+  void (*strided_copy)(void* dst, const GpuStridedLayout& dst_layout, const void* src,
+                       const GpuStridedLayout& src_layout, int elem_size);
+
+  // frru.cu
+  void (*frru_pool_concat_forward)(const float* y, const float* z, float* out, int64_t* indices, int N, int Cy, int h,
+                                   int w, int Cz, int H, int W, int factor);
+  void (*frru_pool_concat_backward)(const float* grad_out, const int64_t* indices, float* grad_y, float* grad_z,
+                                    int N, int Cy, int h, int w, int Cz, int H, int W, int factor);
+  size_t (*frru_conv1x1_upsample_add_forward_workspace_floats)(int N, int Cz, int h, int w);
+  void (*frru_conv1x1_upsample_add_forward)(const float* y_out, const float* weight, const float* bias,
+                                            const float* z_in, float* z_out, float* workspace, int N, int Cy, int h,
+                                            int w, int Cz, int H, int W);
+  size_t (*frru_conv1x1_upsample_add_backward_workspace_floats)(int N, int Cy, int h, int w, int Cz);
+  void (*frru_conv1x1_upsample_add_backward)(const float* grad_z_out, const float* y_out, const float* weight,
+                                             float* grad_y_out, float* grad_weight, float* grad_bias,
+                                             float* workspace, int N, int Cy, int h, int w, int Cz, int H, int W);
 
   // ---- vendor libraries: only in the GPU table (nullptr in the CUDA-on-CPU one) ----------------
   // cuBLAS, row-major: C[M,N] = alpha * op(A) op(B) + beta * C with op(X) = X or X^T; lda, ldb and

@@ -13,6 +13,7 @@
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
+#include "kernels/gpu_ops.h"
 
 namespace moeseg {
 
@@ -127,13 +128,14 @@ struct AdaptiveAvgPool2dBackward final : autograd::Node {
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input(x, "max_pool2d");
-  if (on_cuda(x)) {
-    note_cpu_fallback("max_pool2d");
-    return max_pool2d(cpu_copy(x), kernel, stride, padding).to(x.device());
-  }
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   const int64_t ho = pooled_size(x, h, kernel, stride, padding, "max_pool2d");
   const int64_t wo = pooled_size(x, w, kernel, stride, padding, "max_pool2d");
+  if (on_cuda(x)) {
+    if (x.dtype() == DType::Float32) return gpu::max_pool2d(x, kernel, stride, padding, ho, wo);
+    note_cpu_fallback("max_pool2d", "float64");
+    return max_pool2d(cpu_copy(x), kernel, stride, padding).to(x.device());
+  }
   // The argmax indices are only needed for backward: without a graph they are not written
   // (they would be a third of the memory traffic of a 3x3 / stride-2 pool).
   const bool keep_indices = autograd::needs_grad({&x});
@@ -177,13 +179,14 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input(x, "avg_pool2d");
-  if (on_cuda(x)) {
-    note_cpu_fallback("avg_pool2d");
-    return avg_pool2d(cpu_copy(x), kernel, stride, padding).to(x.device());
-  }
   const int64_t h = x.size(2), w = x.size(3);
   const int64_t ho = pooled_size(x, h, kernel, stride, padding, "avg_pool2d");
   const int64_t wo = pooled_size(x, w, kernel, stride, padding, "avg_pool2d");
+  if (on_cuda(x)) {
+    if (x.dtype() == DType::Float32) return gpu::avg_pool2d(x, kernel, stride, padding, ho, wo);
+    note_cpu_fallback("avg_pool2d", "float64");
+    return avg_pool2d(cpu_copy(x), kernel, stride, padding).to(x.device());
+  }
   Tensor y = map_planes(x, ho, wo, "avg_pool2d", ho * wo * kernel * kernel, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;
     for_each_avg_window(h, w, ho, wo, kernel, stride, padding,
@@ -208,12 +211,13 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   check_input(x, "adaptive_avg_pool2d");
-  if (on_cuda(x)) {
-    note_cpu_fallback("adaptive_avg_pool2d");
-    return adaptive_avg_pool2d(cpu_copy(x), out_h, out_w).to(x.device());
-  }
   MOESEG_CHECK(out_h > 0 && out_w > 0, "adaptive_avg_pool2d: output size ", out_h, "x", out_w,
                " must be positive (input ", x.str(), ")");
+  if (on_cuda(x)) {
+    if (x.dtype() == DType::Float32) return gpu::adaptive_avg_pool2d(x, out_h, out_w);
+    note_cpu_fallback("adaptive_avg_pool2d", "float64");
+    return adaptive_avg_pool2d(cpu_copy(x), out_h, out_w).to(x.device());
+  }
   const int64_t h = x.size(2), w = x.size(3);
   Tensor y = map_planes(x, out_h, out_w, "adaptive_avg_pool2d", h * w, [&](int64_t, const auto* xr, auto* yr, const PlaneDims&) {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(xr)>>;

@@ -8,6 +8,7 @@
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
+#include "kernels/gpu_ops.h"
 #include "kernels/gpu_kernels.h"
 #include "kernels/elementwise.h"
 
@@ -256,7 +257,10 @@ Tensor max(const Tensor& a) {
 std::pair<Tensor, Tensor> topk(const Tensor& a, int64_t k, int64_t dim, bool largest) {
   check_not_empty(a, "topk", "input");
   if (on_cuda(a)) {
-    note_cpu_fallback("topk");
+    const int64_t dl = wrap_dim(dim, a.dim(), "topk");
+    MOESEG_CHECK(k >= 1 && k <= a.size(dl), "topk: k=", k, " out of range for dim ", dl, " of ", a.str());
+    if (a.dtype() == DType::Float32 && dl == a.dim() - 1) return gpu::topk_last_dim(a, k, largest);
+    note_cpu_fallback("topk", "a dim other than the last, or float64");
     auto [values, indices] = topk(cpu_copy(a), k, dim, largest);
     return {values.to(a.device()), indices.to(a.device())};
   }

@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
+#include "kernels/gpu_ops.h"
 
 namespace moeseg {
 
@@ -35,12 +36,6 @@ Tensor concat(const std::vector<Tensor>& tensors, int64_t dim) {
   for (size_t i = 0; i < tensors.size(); ++i)
     MOESEG_CHECK(tensors[i].defined(), "concat: input ", i, " is undefined");
   const Tensor& first = tensors[0];
-  if (on_cuda(first)) {
-    note_cpu_fallback("concat");
-    std::vector<Tensor> host;
-    for (const Tensor& t : tensors) host.push_back(cpu_copy(t));
-    return concat(host, dim).to(first.device());
-  }
   MOESEG_CHECK(first.dim() >= 1, "concat: input 0 ", first.str(), " is 0-d; concat needs at least 1-d inputs");
   const int64_t d = wrap_dim(dim, first.dim(), "concat");
   Shape out_shape = first.sizes();

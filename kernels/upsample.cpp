@@ -13,6 +13,7 @@
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
+#include "kernels/gpu_ops.h"
 
 namespace moeseg {
 
@@ -118,7 +119,8 @@ struct UpsampleNearest2dBackward final : autograd::Node {
 Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners) {
   check_args(x, out_h, out_w, "upsample_bilinear2d");
   if (on_cuda(x)) {
-    note_cpu_fallback("upsample_bilinear2d");
+    if (x.dtype() == DType::Float32) return gpu::upsample_bilinear2d(x, out_h, out_w, align_corners);
+    note_cpu_fallback("upsample_bilinear2d", "float64");
     return upsample_bilinear2d(cpu_copy(x), out_h, out_w, align_corners).to(x.device());
   }
   const int64_t h = x.size(2), w = x.size(3);
@@ -148,7 +150,8 @@ Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w, bool a
 Tensor upsample_nearest2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   check_args(x, out_h, out_w, "upsample_nearest2d");
   if (on_cuda(x)) {
-    note_cpu_fallback("upsample_nearest2d");
+    if (x.dtype() == DType::Float32) return gpu::upsample_nearest2d(x, out_h, out_w);
+    note_cpu_fallback("upsample_nearest2d", "float64");
     return upsample_nearest2d(cpu_copy(x), out_h, out_w).to(x.device());
   }
   const int64_t h = x.size(2), w = x.size(3);

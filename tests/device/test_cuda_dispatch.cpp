@@ -1,6 +1,6 @@
 // The CUDA device path above the kernels, run on the emulated CUDA device (core/cuda_emulation.h):
 // host <-> device copies and device-side views, every op against the CPU (forward values and
-// gradients, through its CUDA kernel or its announced CPU fallback), optimiser steps with the CUDA
+// gradients, through its CUDA kernel or its announced CPU fallback; which one is checked too), optimiser steps with the CUDA
 // update kernels, Module::to, and one FRRN-A training step on "cuda" equal to the same step on
 // the CPU. On a machine with a GPU the same calls would run the nvcc-built kernels instead.
 #include <doctest/doctest.h>
@@ -17,6 +17,7 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/device_fallback.h"
 #include "kernels/elementwise.h"
+#include "kernels/frru.h"
 #include "kernels/linear.h"
 #include "kernels/pooling.h"
 #include "kernels/reduce.h"
@@ -68,7 +69,7 @@ void expect_same_on_cuda(const std::string& what, const std::vector<Tensor>& inp
   REQUIRE(yc.sizes() == yd.sizes());
   close(what + " forward", yd.to(Device{}), yc, tol, tol);
   if (!yc.requires_grad()) return;
-  Tensor g = random_tensor(yc.sizes(), 99);
+  Tensor g = random_tensor(yc.sizes(), 99).to(yc.dtype());
   yc.backward(g);
   yd.backward(g.to(cuda));
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -146,20 +147,49 @@ TEST_CASE("emulated cuda: ops with CUDA kernels match the CPU, forward and backw
   }
 }
 
+TEST_CASE("emulated cuda: spatial ops, top-k and the FRRU pieces run their kernels and match the CPU") {
+  Tensor x = random_tensor({2, 4, 9, 10}, 11);
+  expect_same_on_cuda("max_pool2d", {x}, [](const std::vector<Tensor>& t) { return max_pool2d(t[0], 3, 2, 1); });
+  expect_same_on_cuda("avg_pool2d", {x}, [](const std::vector<Tensor>& t) { return avg_pool2d(t[0], 3, 2, 1); });
+  expect_same_on_cuda("adaptive_avg_pool2d", {x},
+                      [](const std::vector<Tensor>& t) { return adaptive_avg_pool2d(t[0], 4, 3); });
+  expect_same_on_cuda("upsample bilinear ac", {x},
+                      [](const std::vector<Tensor>& t) { return upsample_bilinear2d(t[0], 17, 21, true); });
+  expect_same_on_cuda("upsample bilinear", {x},
+                      [](const std::vector<Tensor>& t) { return upsample_bilinear2d(t[0], 13, 20, false); });
+  expect_same_on_cuda("upsample nearest", {x},
+                      [](const std::vector<Tensor>& t) { return upsample_nearest2d(t[0], 18, 15); });
+  Tensor y = random_tensor({2, 3, 9, 10}, 12);
+  expect_same_on_cuda("concat", {x, y}, [](const std::vector<Tensor>& t) { return concat({t[0], t[1]}, 1); });
+  expect_same_on_cuda("topk", {x}, [](const std::vector<Tensor>& t) { return topk(t[0], 3, -1, true).first; });
+  // FRRU pieces at factor 4: z [2, 5, 17, 19] pooled to y's 5 x 5.
+  Tensor fy = random_tensor({2, 6, 5, 5}, 13), fz = random_tensor({2, 5, 17, 19}, 14);
+  Tensor fw = random_tensor({5, 6, 1, 1}, 15, -0.5, 0.5), fb = random_tensor({5}, 16);
+  expect_same_on_cuda("frru_pool_concat", {fy, fz},
+                      [](const std::vector<Tensor>& t) { return frru_pool_concat(t[0], t[1], 4); });
+  expect_same_on_cuda("frru_conv1x1_upsample_add", {fy, fz, fw, fb},
+                      [](const std::vector<Tensor>& t) { return frru_conv1x1_upsample_add(t[0], t[1], t[2], t[3]); },
+                      1e-5);
+  const auto taken = cpu_fallbacks_taken();
+  for (const char* op : {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample_bilinear2d",
+                         "upsample_nearest2d", "concat", "topk"}) {
+    CAPTURE(op);
+    CHECK(std::find(taken.begin(), taken.end(), op) == taken.end());
+  }
+}
+
 TEST_CASE("emulated cuda: ops without a kernel fall back to the CPU, say so, and stay correct") {
   Tensor x = random_tensor({2, 4, 6, 10}, 11);
   expect_same_on_cuda("softmax", {x}, [](const std::vector<Tensor>& t) { return softmax(t[0], 1); });
-  expect_same_on_cuda("max_pool2d", {x}, [](const std::vector<Tensor>& t) { return max_pool2d(t[0], 3, 2, 1); });
-  expect_same_on_cuda("upsample", {x}, [](const std::vector<Tensor>& t) {
-    return upsample_bilinear2d(t[0], 12, 20, true);
-  });
-  Tensor y = random_tensor({2, 3, 6, 10}, 12);
-  expect_same_on_cuda("concat", {x, y}, [](const std::vector<Tensor>& t) { return concat({t[0], t[1]}, 1); });
   Tensor bias = random_tensor({4, 1, 1}, 13);
   expect_same_on_cuda("broadcast add", {x, bias}, [](const std::vector<Tensor>& t) { return add(t[0], t[1]); });
   expect_same_on_cuda("mean over dims", {x}, [](const std::vector<Tensor>& t) { return mean(t[0], {0, 2, 3}); });
+  Tensor x64 = random_tensor({1, 2, 5, 6}, 17).to(DType::Float64), w64 = random_tensor({3, 2, 3, 3}, 18).to(DType::Float64);
+  expect_same_on_cuda("conv2d float64", {x64, w64},
+                      [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], Tensor(), Conv2dOptions::same(1, 1)); },
+                      1e-12);
   const auto taken = cpu_fallbacks_taken();
-  for (const char* op : {"softmax", "max_pool2d", "upsample_bilinear2d", "concat", "add", "mean"}) {
+  for (const char* op : {"softmax", "add", "mean", "conv2d"}) {
     CAPTURE(op);
     CHECK(std::find(taken.begin(), taken.end(), op) != taken.end());
   }
