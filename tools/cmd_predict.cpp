@@ -155,7 +155,7 @@ int run_predict(int argc, char** argv) {
     for (size_t i = 0; i < n; ++i) {
       Input in;
       in.sample = ds->get(i);
-      in.source = ds->name() + "[" + std::to_string(i) + "]";
+      in.source = ds->name() + " #" + std::to_string(i);
       in.has_truth = true;
       inputs.push_back(std::move(in));
     }
