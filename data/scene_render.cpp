@@ -327,6 +327,17 @@ bool object_part(const Object& o, double sx, double ty, uint8_t& c, int& mat, co
   return false;
 }
 
+// The label colour variant of an object's pixel of class c: the instance's variant for the
+// classes with numbered colours (cars, trucks, pedestrians, bicycles), else 0. Classes have
+// different variant counts (Car and Bicycle 4, Pedestrian and Truck 3) and a cyclist's rider is
+// a Pedestrian with the bicycle's variant (0..3), so the variant wraps into the class's range:
+// an index past the class's colour list used to read past its end and wrote stray colours
+// (mostly #000000) into the label PNGs.
+uint8_t colour_variant(uint8_t c, uint8_t variant) {
+  if (c != cls::Car && c != cls::Truck && c != cls::Pedestrian && c != cls::Bicycle) return 0;
+  return static_cast<uint8_t>(variant % a2d2_classes()[c].colours.size());
+}
+
 void draw_objects(Canvas& cv, const SceneLayout& L) {
   const Camera& cam = L.cam;
   for (const Object& o : L.objects) {
@@ -357,8 +368,7 @@ void draw_objects(Canvas& cv, const SceneLayout& L) {
           const float shade_f = 0.8f + 0.2f * static_cast<float>(std::min(1.0, ty / std::max(0.5, o.h)));
           darken(rgb, shade_f);
         }
-        const uint8_t v = (c == cls::Car || c == cls::Truck || c == cls::Pedestrian || c == cls::Bicycle) ? o.variant : 0;
-        cv.put(y, x, static_cast<float>(z), c, v, rgb);
+        cv.put(y, x, static_cast<float>(z), c, colour_variant(c, o.variant), rgb);
       }
     }
   }
@@ -428,7 +438,10 @@ Image RenderedScene::label_rgb() const {
   Image img(height, width, 3);
   const auto& classes = a2d2_classes();
   for (size_t i = 0; i < class_id.size(); ++i) {
-    const RGB& c = classes[class_id[i]].colours[variant[i]];
+    const auto& colours = classes[class_id[i]].colours;   // every class id the renderer writes is < 38
+    MOESEG_CHECK(variant[i] < colours.size(), "label_rgb: pixel ", i, " of class ", int(class_id[i]), " has colour variant ",
+                 int(variant[i]), ", the class has ", colours.size());
+    const RGB& c = colours[variant[i]];
     img.pixels[3 * i] = c[0];
     img.pixels[3 * i + 1] = c[1];
     img.pixels[3 * i + 2] = c[2];

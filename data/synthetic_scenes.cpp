@@ -65,6 +65,15 @@ void write_text(const fs::path& path, const std::string& text) {
 
 }  // namespace
 
+int synthetic_tree_version(const std::string& root) {
+  std::ifstream f(fs::path(root) / "synthetic_scenes.json");
+  if (!f) return 0;
+  const nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("generator_version") && j["generator_version"].is_number_integer()
+             ? j["generator_version"].get<int>()
+             : 0;
+}
+
 SynthReport generate_synthetic_a2d2(const SynthOptions& opt) {
   MOESEG_CHECK(!opt.out.empty(), "synthetic scenes: no output folder given");
   MOESEG_CHECK(opt.height >= 16 && opt.width >= 16, "synthetic scenes: size ", opt.height, "x", opt.width, " too small (16 minimum)");
@@ -112,6 +121,7 @@ SynthReport generate_synthetic_a2d2(const SynthOptions& opt) {
   for (auto& [name, text] : lists) write_text(root / "splits" / name, text);
 
   nlohmann::ordered_json info = {{"generator", "moeseg synthetic scenes (A2D2 layout)"},
+                                 {"generator_version", kSynthGeneratorVersion},
                                  {"seed", opt.seed},
                                  {"height", opt.height},
                                  {"width", opt.width},

@@ -18,6 +18,13 @@
 
 namespace moeseg::data {
 
+// Written into synthetic_scenes.json as "generator_version"; raised whenever the same options
+// give different files (2: cyclists' riders no longer write stray #000000 label pixels), so a
+// tree made by an older generator can be recognised and regenerated.
+constexpr int kSynthGeneratorVersion = 2;
+// The generator_version of the tree at `root` (0: none recorded or no tree).
+int synthetic_tree_version(const std::string& root);
+
 struct SynthOptions {
   std::string out;            // output root (created)
   uint64_t seed = 1;

@@ -151,7 +151,11 @@ int run_reproduce(int argc, char** argv) {
   } else {
     if (data_root.empty()) data_root = out + "/data";
     const fs::path marker = fs::path(data_root) / "splits" / "highway_train_gt.txt";
-    if (!fs::exists(marker)) {
+    const bool stale = fs::exists(marker) && data::synthetic_tree_version(data_root) != data::kSynthGeneratorVersion;
+    if (stale)
+      std::printf("[reproduce] %s was made by an older synthetic generator (version %d, now %d): regenerating\n",
+                  data_root.c_str(), data::synthetic_tree_version(data_root), data::kSynthGeneratorVersion);
+    if (!fs::exists(marker) || stale) {
       data::SynthOptions so;
       so.out = data_root;
       so.seed = 1;
@@ -200,9 +204,6 @@ int run_reproduce(int argc, char** argv) {
                 {"log_every", 1}}},
               {"out", out + "/runs/" + name}};
     if (camvid) j["data"]["camvid_dusk_holdout"] = 20;   // dusk: 42 train, 10 val, 10 test frames
-    // The synthetic renderer leaves a few pixels unpainted (#000000, e.g. urban train image 13 at
-    // 48x64): those become ignore pixels instead of stopping the run.
-    if (!camvid) j["data"]["unknown_colour_to_ignore"] = true;
     fs::create_directories(out + "/configs");
     write_file_atomic(out + "/configs/" + name + ".json", j.dump(2) + "\n");
     return parse_experiment_config(j, out + "/configs/" + name + ".json", out + "/configs");

@@ -22,6 +22,14 @@ int run_reproduce(int argc, char** argv);
 // same loaded machine (and 39 vs 102 img/s at 48x64 unloaded). So the training commands restart
 // themselves once with OMP_WAIT_POLICY=passive unless the user has set it. Returns only when the
 // variable is already set or the restart failed.
+// Re-measured with OpenBLAS single-threaded (2-core VM shared with other builds, load average 5
+// to 120 during the runs; "default" = OMP_WAIT_POLICY set to an invalid value, which skips the
+// restart and leaves libgomp's default policy), alternating the two modes:
+//   reproduce --preset tiny, 5 runs each: passive 7.0-17.0 s wall (mean training 24-52 img/s),
+//     default 39-238 s (2.6-12.2 img/s);
+//   train cpu_frrnA_highway, 40 steps at 64x96, 3 runs each: passive 19.2-20.1 img/s (10.1-10.5 s),
+//     default 2.9-3.8 img/s (53-71 s).
+// Passive was faster in every pair (5-7x), so the restart stays.
 inline void ensure_passive_omp_wait(const char* subcommand) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   std::ifstream f("/proc/self/cmdline", std::ios::binary);

@@ -9,6 +9,7 @@
 #include "tools/cmd_data.h"
 #include "tools/cmd_kernels.h"
 #include "tools/cmd_models.h"
+#include "tools/cmd_predict.h"
 #include "tools/cmd_training.h"
 #include "tools/commands.h"
 
@@ -29,6 +30,8 @@ const std::vector<Command>& commands() {
        moeseg::cli::run_train},
       {"eval", "evaluate a trained model per test subset: `moeseg eval CONFIG [--data ROOT] [--list FILE]`",
        moeseg::cli::run_eval},
+      {"predict", "a trained model's predictions as PNGs (labels, overlay, gate, disagreement): `moeseg predict CONFIG [IMAGE...] --out DIR`",
+       moeseg::cli::run_predict},
       {"train-demo", "fit a small conv net to synthetic segmentation batches (a one-minute smoke run)",
        moeseg::cli::run_train_demo},
       {"ops", "list every op of the op table", moeseg::cli::run_ops},

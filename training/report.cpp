@@ -11,12 +11,13 @@
 #include "core/autograd.h"
 #include "core/safetensors.h"
 #include "data/a2d2.h"
-#include "data/a2d2_classes.h"
 #include "data/image_io.h"
+#include "data/label_colours.h"
 #include "data/loader.h"
 #include "kernels/reduce.h"
 #include "models/ensemble.h"
 #include "models/moe.h"
+#include "training/disagreement.h"
 #include "training/metrics.h"
 #include "training/progress.h"
 #include "training/trainer.h"
@@ -43,10 +44,12 @@ struct Disagreement {
       const int64_t g = pg[i], mm = pm[i], a = pa[i], b = pb[i];
       if (g < 0 || g >= classes) continue;
       ++valid;
-      if (mm == a && mm == b) ++perfect;
-      else if (mm == a) ++follows_1;
-      else if (mm == b) ++follows_2;
-      else ++critical;
+      switch (expert_agreement(mm, a, b)) {
+        case ExpertAgreement::Perfect: ++perfect; break;
+        case ExpertAgreement::Follows1: ++follows_1; break;
+        case ExpertAgreement::Follows2: ++follows_2; break;
+        case ExpertAgreement::Critical: ++critical; break;
+      }
       const bool ra = a == g, rb = b == g, rm = mm == g;
       if (ra && rb) ++both_right;
       else if (ra) (rm ? only1_moe_right : only1_moe_wrong)++;
@@ -127,14 +130,6 @@ struct GateStats {
   }
 };
 
-data::RGB class_colour(int64_t c, int64_t classes) {
-  if (classes == data::kA2D2NumClasses) return data::a2d2_classes()[static_cast<size_t>(c)].colours[0];
-  static const data::RGB pal[] = {{128, 128, 128}, {128, 0, 0},   {192, 192, 128}, {128, 64, 128},
-                                  {0, 0, 192},     {128, 128, 0}, {192, 128, 128}, {64, 64, 128},
-                                  {64, 0, 128},    {64, 64, 0},   {0, 128, 192},   {255, 255, 255}};
-  return pal[c % 12];
-}
-
 struct SubsetResult {
   ConfusionMatrix cm;
   int64_t images = 0;
@@ -155,20 +150,7 @@ json subset_json(const SubsetResult& r) {
 }  // namespace
 
 void write_label_png(const std::string& path, const Tensor& labels, int64_t num_classes) {
-  Tensor l = labels.contiguous();
-  const int H = static_cast<int>(l.size(0)), W = static_cast<int>(l.size(1));
-  data::Image img(H, W, 3);
-  const int64_t* p = l.data<int64_t>();
-  for (int y = 0; y < H; ++y)
-    for (int x = 0; x < W; ++x) {
-      const int64_t c = p[y * W + x];
-      data::RGB col = (c >= 0 && c < num_classes) ? class_colour(c, num_classes) : data::RGB{0, 0, 0};
-      uint8_t* px = img.at(y, x);
-      px[0] = col[0];
-      px[1] = col[1];
-      px[2] = col[2];
-    }
-  data::write_png(path, img);
+  data::write_png(path, data::colourise_labels(labels, num_classes));
 }
 
 json evaluate_on_subsets(SegmentationModel& model, const ExperimentConfig& c, const EvalOptions& opt,

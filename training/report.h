@@ -4,7 +4,8 @@
 //
 // Expert-disagreement analysis (spec §1.12, extended with the ground truth). Per valid pixel
 // (ground truth not ignore), with argmax maps m (MoE or ensemble), e1, e2 (experts) and g (truth):
-//   reference categories (no ground truth, as the reference's disagreements_analysis_*.py):
+//   reference categories (no ground truth, as the reference's disagreements_analysis_*.py;
+//   per pixel: expert_agreement() in training/disagreement.h):
 //     perfect   m = e1 = e2          follows_1 m = e1 != e2
 //     follows_2 m = e2 != e1         critical  m != e1 and m != e2
 //   ground-truth categories (which expert was right, and what the MoE did with it):
@@ -44,8 +45,8 @@ struct EvalOptions {
 nlohmann::json evaluate_on_subsets(SegmentationModel& model, const ExperimentConfig& c, const EvalOptions& opt,
                                    const std::string& model_name);
 
-// Colourised class map (A2D2 primary colours for 38 classes, a fixed palette otherwise) as an
-// RGB PNG; `labels` int64 [H, W]; ignore pixels black.
+// Colourised class map (the palette of data/label_colours.h) as an RGB PNG; `labels` int64
+// [H, W]; ignore pixels black.
 void write_label_png(const std::string& path, const Tensor& labels, int64_t num_classes);
 
 // The reproduce table: rows = models in order, columns = subsets; values mIoU in percent.

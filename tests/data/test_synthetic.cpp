@@ -213,6 +213,29 @@ TEST_CASE("synthetic: domains differ: highway has no buildings/sidewalks/pedestr
           << "/" << ub.frac(26) << "/" << amb.frac(26));
 }
 
+TEST_CASE("synthetic: every label pixel is an A2D2 class colour of its class, in every domain") {
+  // A cyclist's rider (Pedestrian, 3 colours) once took the bicycle's variant (0..3): variant 3
+  // read past the colour list and wrote #000000 into about 1 urban image in 10.
+  A2D2ColourTable table;
+  for (SceneDomain d : {SceneDomain::Highway, SceneDomain::Urban, SceneDomain::Ambiguous}) {
+    CAPTURE(scene_domain_name(d));
+    int64_t unknown = 0, wrong_class = 0, riders = 0;
+    for (uint32_t i = 0; i < 60; ++i) {
+      RenderedScene r = render_scene(d, 1, 0, i, 48, 64);
+      const Image l = r.label_rgb();
+      for (size_t p = 0; p < r.class_id.size(); ++p) {
+        const int c = table.lookup(l.pixels[3 * p], l.pixels[3 * p + 1], l.pixels[3 * p + 2]);
+        unknown += c < 0;
+        wrong_class += c >= 0 && c != r.class_id[p];
+        riders += r.class_id[p] == 2;
+      }
+    }
+    CHECK(unknown == 0);
+    CHECK(wrong_class == 0);
+    if (d != SceneDomain::Highway) CHECK(riders > 0);   // pedestrians (and riders) were drawn
+  }
+}
+
 TEST_CASE("synthetic: throughput at 240x320 (printed, not asserted)") {
   TempDir tmp("synth_speed");
   SynthOptions o;
