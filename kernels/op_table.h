@@ -11,7 +11,9 @@ struct OpInfo {
   std::string name;
   std::string header;        // kernels/<header>
   bool differentiable;       // needs a gradient check
-  std::string backends;      // "cpu" now; "cpu,cuda" once the CUDA kernel exists
+  // "cpu,cuda": a CUDA kernel serves it (float32; the parenthesis names cases that still fall
+  // back); "cpu,cuda(cpu fallback)": on a CUDA tensor it runs on the CPU and says so once.
+  std::string backends;
 };
 
 const std::vector<OpInfo>& op_table();

@@ -21,7 +21,9 @@ SimpleGate::SimpleGate(const GateConfig& cfg, Generator& gen) : Gate("SimpleGate
   fc2 = register_module("fc2", std::make_shared<Linear>(cfg.fc_features, cfg.num_experts, true, gen));
 }
 
-Tensor SimpleGate::expert_weights(const Tensor& x) {
+Tensor Gate::weights(const Tensor& x) { return softmax(logits(x), 2); }
+
+Tensor SimpleGate::expert_logits(const Tensor& x) {
   check_dim(x, 4, "gate", "input");
   MOESEG_CHECK(x.size(1) == cfg_.in_channels, "gate: input ", x.str(), " has ", x.size(1),
                " channels, the gate was built for ", cfg_.in_channels, " (the experts' concatenated taps)");
@@ -34,10 +36,10 @@ Tensor SimpleGate::expert_weights(const Tensor& x) {
                "resolution-independent gate (pool grid)");
   h = h.reshape({h.size(0), features});
   h = relu(fc1->forward(h));
-  return softmax(fc2->forward(h), 1);
+  return fc2->forward(h);
 }
 
-Tensor SimpleGate::weights(const Tensor& x) { return expert_weights(x).unsqueeze(1); }
+Tensor SimpleGate::logits(const Tensor& x) { return expert_logits(x).unsqueeze(1); }
 
 ClasswiseGate::ClasswiseGate(const GateConfig& cfg, Generator& gen) : Gate("ClasswiseGate") {
   MOESEG_CHECK(cfg.num_classes >= 1, "class-wise gate: needs at least one class, got ", cfg.num_classes);
@@ -46,10 +48,10 @@ ClasswiseGate::ClasswiseGate(const GateConfig& cfg, Generator& gen) : Gate("Clas
     gates.push_back(list->register_module(std::to_string(c), std::make_shared<SimpleGate>(cfg, gen)));
 }
 
-Tensor ClasswiseGate::weights(const Tensor& x) {
+Tensor ClasswiseGate::logits(const Tensor& x) {
   std::vector<Tensor> per_class;
   per_class.reserve(gates.size());
-  for (auto& g : gates) per_class.push_back(g->expert_weights(x).unsqueeze(1));   // [B, 1, E]
+  for (auto& g : gates) per_class.push_back(g->expert_logits(x).unsqueeze(1));    // [B, 1, E]
   return concat(per_class, 1);                                                    // [B, C, E]
 }
 

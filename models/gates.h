@@ -35,8 +35,11 @@ struct GateConfig {
 class Gate : public Module {
  public:
   using Module::Module;
-  // x: concatenated taps [B, in_channels, h, w] -> weights [B, G, E].
-  virtual Tensor weights(const Tensor& x) = 0;
+  // x: concatenated taps [B, in_channels, h, w] -> logits [B, G, E] (before the softmax over
+  // experts, which the MoE fuses with the combination: kernels/gate_combine.h).
+  virtual Tensor logits(const Tensor& x) = 0;
+  // softmax over experts of logits(x): weights [B, G, E].
+  Tensor weights(const Tensor& x);
   Tensor forward(const Tensor& x) override { return weights(x); }
   virtual int64_t groups() const = 0;   // G
 };
@@ -44,10 +47,10 @@ class Gate : public Module {
 class SimpleGate : public Gate {
  public:
   SimpleGate(const GateConfig& cfg, Generator& gen);
-  Tensor weights(const Tensor& x) override;
+  Tensor logits(const Tensor& x) override;   // [B, 1, E]
   int64_t groups() const override { return 1; }
-  // Softmax weights [B, E] (what the reference's GateLayer_simple returns).
-  Tensor expert_weights(const Tensor& x);
+  // fc2's output [B, E]; its softmax over E is what the reference's GateLayer_simple returns.
+  Tensor expert_logits(const Tensor& x);
   int64_t in_features() const { return in_features_; }
 
   std::shared_ptr<Conv2d> conv1;
@@ -61,7 +64,7 @@ class SimpleGate : public Gate {
 class ClasswiseGate : public Gate {
  public:
   ClasswiseGate(const GateConfig& cfg, Generator& gen);
-  Tensor weights(const Tensor& x) override;
+  Tensor logits(const Tensor& x) override;   // [B, C, E]: one simple gate per class
   int64_t groups() const override { return static_cast<int64_t>(gates.size()); }
   std::vector<std::shared_ptr<SimpleGate>> gates;
 };

@@ -4,6 +4,7 @@
 
 #include "core/rng.h"
 #include "kernels/elementwise.h"
+#include "kernels/gate_combine.h"
 #include "kernels/shape_ops.h"
 #include "models/frrn_trace.h"
 
@@ -76,19 +77,20 @@ MoEOutput MoE::forward_moe(const Tensor& x) {
     out.expert_logits.push_back(o.logits);
     taps.push_back(o.taps.at(cfg_.tap));
   }
-  Tensor gate_in = taps.size() == 1 ? taps[0] : concat(taps, 1);
-  out.gate = gate_->weights(gate_in);
-  trace_output("gating", gate_->type_name(), out.gate, gate_->num_parameters());
-  const int64_t b = out.gate.size(0), g = out.gate.size(1);
-  Tensor sum;
-  for (size_t e = 0; e < experts_.size(); ++e) {
-    Tensor w = out.gate.select(2, static_cast<int64_t>(e)).reshape({b, g, 1, 1});
-    Tensor term = mul(out.expert_logits[e], w);
-    sum = sum.defined() ? add(sum, term) : term;
-  }
-  out.logits = conv3x3_ ? conv3x3_->forward(sum) : sum;
-  if (conv3x3_) trace_output("conv3x3", "Conv3x3 (no bias)", out.logits, conv3x3_->num_parameters());
+  auto [logits, gate] = combine(taps, out.expert_logits);
+  out.logits = logits;
+  out.gate = gate;
   return out;
+}
+
+std::pair<Tensor, Tensor> MoE::combine(const std::vector<Tensor>& taps, const std::vector<Tensor>& expert_logits) {
+  Tensor gate_in = taps.size() == 1 ? taps[0] : concat(taps, 1);
+  // Softmax over experts and the weighted sum of their logits in one op (one kernel on a GPU).
+  auto [sum, weights] = gate_softmax_combine(gate_->logits(gate_in), expert_logits);
+  trace_output("gating", gate_->type_name(), weights, gate_->num_parameters());
+  Tensor logits = conv3x3_ ? conv3x3_->forward(sum) : sum;
+  if (conv3x3_) trace_output("conv3x3", "Conv3x3 (no bias)", logits, conv3x3_->num_parameters());
+  return {logits, weights};
 }
 
 SegmentationOutput MoE::forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) {

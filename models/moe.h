@@ -48,6 +48,9 @@ class MoE : public SegmentationModel {
       std::shared_ptr<SegmentationModel> unused_expert = nullptr);
 
   MoEOutput forward_moe(const Tensor& x);
+  // The gate on the experts' taps and the combination of their logits (+ the final conv):
+  // {logits, gate weights}. forward_moe uses it; so does training on cached expert outputs.
+  std::pair<Tensor, Tensor> combine(const std::vector<Tensor>& taps, const std::vector<Tensor>& expert_logits);
   // Logits only; the MoE itself offers no taps.
   SegmentationOutput forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) override;
   std::vector<std::string> tap_names() const override { return {}; }

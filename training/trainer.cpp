@@ -160,16 +160,7 @@ class ExpertCache {
 
 // The MoE's combination (models/moe.cpp forward_moe) from given expert outputs.
 Tensor moe_combine(MoE& moe, const std::vector<Tensor>& taps, const std::vector<Tensor>& logits) {
-  Tensor gate_in = taps.size() == 1 ? taps[0] : concat(taps, 1);
-  Tensor w = moe.gating()->weights(gate_in);
-  const int64_t b = w.size(0), g = w.size(1);
-  Tensor sum;
-  for (size_t e = 0; e < logits.size(); ++e) {
-    Tensor we = w.select(2, static_cast<int64_t>(e)).reshape({b, g, 1, 1});
-    Tensor term = mul(logits[e], we);
-    sum = sum.defined() ? add(sum, term) : term;
-  }
-  return moe.final_conv() ? moe.final_conv()->forward(sum) : sum;
+  return moe.combine(taps, logits).first;
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& o, NamedParameters params) {

@@ -18,6 +18,7 @@
 #include "kernels/device_fallback.h"
 #include "kernels/elementwise.h"
 #include "kernels/frru.h"
+#include "kernels/gate_combine.h"
 #include "kernels/linear.h"
 #include "kernels/pooling.h"
 #include "kernels/reduce.h"
@@ -170,8 +171,16 @@ TEST_CASE("emulated cuda: spatial ops, top-k and the FRRU pieces run their kerne
   expect_same_on_cuda("frru_conv1x1_upsample_add", {fy, fz, fw, fb},
                       [](const std::vector<Tensor>& t) { return frru_conv1x1_upsample_add(t[0], t[1], t[2], t[3]); },
                       1e-5);
+  // The MoE combination, simple (G = 1) and class-wise (G = C) gates, three experts.
+  Tensor e0 = random_tensor({2, 4, 5, 6}, 17), e1 = random_tensor({2, 4, 5, 6}, 18), e2 = random_tensor({2, 4, 5, 6}, 19);
+  for (int64_t g : {1, 4}) {
+    Tensor gl = random_tensor({2, g, 3}, 20 + g, -2, 2);
+    expect_same_on_cuda("gate_softmax_combine G=" + std::to_string(g), {gl, e0, e1, e2},
+                        [](const std::vector<Tensor>& t) { return gate_softmax_combine(t[0], {t[1], t[2], t[3]}).first; },
+                        1e-5);
+  }
   const auto taken = cpu_fallbacks_taken();
-  for (const char* op : {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample_bilinear2d",
+  for (const char* op : {"gate_softmax_combine", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample_bilinear2d",
                          "upsample_nearest2d", "concat", "topk"}) {
     CAPTURE(op);
     CHECK(std::find(taken.begin(), taken.end(), op) == taken.end());
