@@ -1,9 +1,11 @@
 // kernel_lab: numbered versions of the flagship CUDA kernels side by side (atrous conv forward,
-// gate softmax + combine forward, fused cross-entropy forward), in the manner of llm.c's
-// dev/cuda: v1 a naive kernel of this lab, v2 the production kernel of kernels/cuda.
+// gate softmax + combine forward, fused cross-entropy forward, the FRRU pieces pool_concat
+// ("pcat") and conv1x1_upsample_add ("upadd") forward), in the manner of llm.c's dev/cuda: v1 a
+// naive kernel of this lab (for the FRRU pieces the unfused sequence of naive kernels), v2 the
+// production kernel of kernels/cuda.
 //   kernel_lab --validate      every version through CUDA-on-CPU on scaled-down shapes against the
 //                              CPU backend (a few seconds; the ctest kernel_lab_validate)
-//   kernel_lab [--repeats N] [--only conv|gate|xent] [--no-baselines]
+//   kernel_lab [--repeats N] [--only conv|gate|xent|frru] [--no-baselines]
 //                              the same, then, when the build has CUDA and a GPU is present, every
 //                              version validated and timed at the full FRRN-A / DeepLabv3+ shapes
 //                              next to cuDNN / cuBLAS
@@ -21,7 +23,7 @@ namespace {
 
 int usage(const char* why) {
   std::fprintf(stderr,
-               "kernel_lab: %s\nusage: kernel_lab [--validate] [--repeats N] [--only conv|gate|xent] [--no-baselines]\n",
+               "kernel_lab: %s\nusage: kernel_lab [--validate] [--repeats N] [--only conv|gate|xent|frru] [--no-baselines]\n",
                why);
   return 2;
 }
@@ -42,7 +44,8 @@ int main(int argc, char** argv) {
       if (repeats < 1) return usage("--repeats needs a positive integer");
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
-      if (only != "conv" && only != "gate" && only != "xent") return usage("--only takes conv, gate or xent");
+      if (only != "conv" && only != "gate" && only != "xent" && only != "frru")
+        return usage("--only takes conv, gate, xent or frru");
     } else if (a == "--no-baselines") {
       baselines = false;
     } else if (a == "--help" || a == "-h") {

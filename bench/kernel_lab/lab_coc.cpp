@@ -44,6 +44,28 @@ int validate_on_cuda_on_cpu() {
       failures += !e.ok();
     }
   }
+  for (const FrruProblem& p : frru_pool_problems(true)) {
+    const FrruPoolData d = make_frru_pool_data(p, seed++);
+    FrruPoolRun run(p, d);
+    for (const Version& v : kFrruPoolVersions) {
+      run.poison();
+      run.launch(v.id);
+      const ErrorStats e = run.check(d);
+      print_check("pcat", p.name, v.id, v.name, e);
+      failures += !e.ok();
+    }
+  }
+  for (const FrruProblem& p : frru_upadd_problems(true)) {
+    const FrruUpData d = make_frru_upadd_data(p, seed++);
+    FrruUpRun run(p, d);
+    for (const Version& v : kFrruUpVersions) {
+      run.poison();
+      run.launch(v.id);
+      const ErrorStats e = run.check(d);
+      print_check("upadd", p.name, v.id, v.name, e);
+      failures += !e.ok();
+    }
+  }
   return failures;
 }
 

@@ -1,7 +1,10 @@
 // Kernel lab, GPU half (builds with CUDA only): every version of each flagship kernel validated
 // on the GPU at the full FRRN-A / DeepLabv3+ shapes against the CPU backend, then timed (median of
 // cudaEvent-bracketed launches) with GFLOP/s or GB/s from the counted FLOPs / minimum bytes, the
-// percentage of this device's peak, and the cuDNN / cuBLAS baseline on the same shapes.
+// percentage of this device's peak, and the cuDNN / cuBLAS baseline on the same shapes. The FRRU
+// pieces are memory-bound (kernels/cuda/frru.cu roofline note): GB/s from each version's own
+// counted bytes (v1 with its temporaries), the floor = compulsory bytes at DRAM peak, and the
+// unfused cuDNN composition (no library kernel does either fused piece).
 // Peaks: FP32 = SMs x FP32 lanes per SM (by compute capability) x 2 x peak clock; DRAM = 2 x
 // memory clock x bus width, both from cudaDeviceGetAttribute; a table of A100 / H100 / H200 data
 // sheet numbers is used when the attributes read 0.
@@ -196,6 +199,59 @@ int validate_and_time_on_gpu(const GpuOptions& opt) {
         // Its own traffic: logits read + log-probabilities written.
         print_baseline(ce_baseline(p, run.logits(), opt.repeats), 0, 8.0 * p.pixels() * p.C, peak, prod_ms);
     }
+  if (wanted("frru")) {
+    const auto floor_line = [&](double bytes) {
+      if (peak.dram_gbs > 0)
+        std::printf("      %-34s %9.3f ms (roofline bytes %.1f MB at DRAM peak)\n", "floor", bytes / (peak.dram_gbs * 1e6),
+                    bytes * 1e-6);
+    };
+    for (const FrruProblem& p : frru_pool_problems(false)) {
+      const FrruPoolData d = make_frru_pool_data(p, seed++);
+      FrruPoolRun run(p, d);
+      double prod_ms = 0;
+      for (const Version& v : kFrruPoolVersions) {
+        run.poison();
+        run.launch(v.id);
+        const ErrorStats e = run.check(d);
+        print_check("pcat", p.name, v.id, v.name, e);
+        failures += !e.ok();
+        const double ms = median_ms([&] { run.launch(v.id); }, opt.repeats);
+        if (v.id == 2) prod_ms = ms;
+        // v1's bytes include its pooled temporary's write and read.
+        print_time(("v" + std::to_string(v.id) + " " + v.name).c_str(), ms, 0,
+                   v.id == 1 ? pool_concat_unfused_bytes(p) : pool_concat_bytes(p), peak);
+      }
+      floor_line(pool_concat_bytes(p));
+      if (opt.baselines) {
+        const Baseline b = frru_pool_baseline(p, d, run.y(), run.z(), opt.repeats);
+        print_baseline(b, 0, frru_pool_baseline_bytes(p), peak, prod_ms);
+        failures += b.validated && !b.err.ok();
+      }
+    }
+    for (const FrruProblem& p : frru_upadd_problems(false)) {
+      const FrruUpData d = make_frru_upadd_data(p, seed++);
+      FrruUpRun run(p, d);
+      double prod_ms = 0;
+      for (const Version& v : kFrruUpVersions) {
+        run.poison();
+        run.launch(v.id);
+        const ErrorStats e = run.check(d);
+        print_check("upadd", p.name, v.id, v.name, e);
+        failures += !e.ok();
+        const double ms = median_ms([&] { run.launch(v.id); }, opt.repeats);
+        if (v.id == 2) prod_ms = ms;
+        // v2 counts its low-res workspace round trip, v1 also its full-resolution temporary's.
+        print_time(("v" + std::to_string(v.id) + " " + v.name).c_str(), ms, 0,
+                   v.id == 1 ? upadd_unfused_bytes(p) : upadd_fused_bytes(p), peak);
+      }
+      floor_line(upadd_bytes(p));
+      if (opt.baselines) {
+        const Baseline b = frru_upadd_baseline(p, d, run.y(), run.z(), run.w(), run.b(), opt.repeats);
+        print_baseline(b, 0, frru_upadd_baseline_bytes(p), peak, prod_ms);
+        failures += b.validated && !b.err.ok();
+      }
+    }
+  }
   return failures;
 }
 

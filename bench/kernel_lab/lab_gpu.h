@@ -1,5 +1,5 @@
-// Shared by the GPU half of the kernel lab (lab_gpu.cpp, lab_baselines.cpp; builds with CUDA
-// only): the event timer and the library baselines (cuDNN, cuBLAS) on the lab's problems.
+// Shared by the GPU half of the kernel lab (lab_gpu.cpp, lab_baselines.cpp, lab_baselines_frru.cpp;
+// builds with CUDA only): the event timer and the library baselines (cuDNN, cuBLAS) on the lab's problems.
 #pragma once
 #include <functional>
 #include <string>
@@ -31,5 +31,20 @@ Baseline gate_baseline(const GateProblem& p, const GateData& d, const std::vecto
 // cudnnSoftmaxForward(LOG, CHANNEL) over the logits: the library's log-softmax alone (writes
 // N*C*HW floats where the fused kernel writes two per pixel; no NLL, no reduction).
 Baseline ce_baseline(const CeProblem& p, const float* logits, int repeats);
+// The same composition as the unfused pool_concat from library calls: cudnnPoolingForward (max,
+// k3, stride f, pad 1) writing straight into the z channels of the concat buffer (a strided
+// output descriptor; a packed temporary + copy where cuDNN refuses it) and cudaMemcpy2DAsync of y
+// into its channels. No argmax indices (cuDNN's backward recomputes them). No library kernel does
+// the fused pool + concat.
+Baseline frru_pool_baseline(const FrruProblem& p, const FrruPoolData& d, const float* y, const float* z, int repeats);
+// conv1x1_upsample_add from library calls where one exists: cudnnConvolutionForward (1x1, FP32
+// FMA math) + cudnnAddTensor (bias) into the low-res map, moeseg's upsample_bilinear2d_forward
+// (cuDNN has no align_corners bilinear resize), cudnnOpTensor (add) for z_out. No library kernel
+// does the fused piece.
+Baseline frru_upadd_baseline(const FrruProblem& p, const FrruUpData& d, const float* y, const float* z, const float* w,
+                             const float* b, int repeats);
+// Bytes the baselines above move (their own composition's traffic).
+double frru_pool_baseline_bytes(const FrruProblem& p);
+double frru_upadd_baseline_bytes(const FrruProblem& p);
 
 }  // namespace moeseg::lab::gpu

@@ -8,4 +8,5 @@
 
 #include "bench/kernel_lab/conv2d_naive.cu"
 #include "bench/kernel_lab/cross_entropy_naive.cu"
+#include "bench/kernel_lab/frru_naive.cu"
 #include "bench/kernel_lab/gate_combine_naive.cu"

@@ -15,7 +15,7 @@ std::string gpu_name();
 struct GpuOptions {
   int repeats = 20;          // timed launches per version (median reported)
   bool baselines = true;     // cuDNN / cuBLAS on the same shapes
-  std::string only;          // "conv", "gate", "xent" or "" (all)
+  std::string only;          // "conv", "gate", "xent", "frru" or "" (all)
 };
 int validate_and_time_on_gpu(const GpuOptions& opt);
 #endif

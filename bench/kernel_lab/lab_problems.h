@@ -72,6 +72,54 @@ constexpr int64_t kCeIgnoreIndex = 255;
 std::vector<CeProblem> ce_problems(bool small);
 CeData make_ce_data(const CeProblem& p, uint64_t seed);
 
+// ---- FRRU pieces (kernels/frru.h; lab_problems_frru.cpp) ---------------------------------------
+// y: pooling stream [N, Cy, h, w]; z: residual stream [N, Cz, H, W]; (h, w) = maxpool(k3, stride
+// f, pad 1) of (H, W). Bytes as the roofline note of kernels/cuda/frru.cu counts them (every
+// tensor read or written once, fp32, int64 pooling indices); the unfused v1 adds its temporaries'
+// round trips (written once, read once).
+struct FrruProblem {
+  std::string name;
+  int N, Cy, Cz, H, W, f;
+  int h() const { return (H - 1) / f + 1; }   // (H + 2 - 3) / f + 1
+  int w() const { return (W - 1) / f + 1; }
+  double low() const { return double(N) * Cz * h() * w(); }    // elements of pooled z / the low-res map
+  double full() const { return double(N) * Cz * H * W; }       // elements of z
+  double ys() const { return double(N) * Cy * h() * w(); }     // elements of y
+};
+// pool_concat: y and z read, concat [N, Cy + Cz, h, w] and the indices written.
+inline double pool_concat_bytes(const FrruProblem& p) { return 4.0 * (p.ys() + p.full() + p.ys() + p.low()) + 8.0 * p.low(); }
+// v1 also writes the pooled temporary and reads it back in the concat copy.
+inline double pool_concat_unfused_bytes(const FrruProblem& p) { return pool_concat_bytes(p) + 8.0 * p.low(); }
+// conv1x1_upsample_add, compulsory: y_out, z_in read, z_out written, weight and bias read.
+inline double upadd_bytes(const FrruProblem& p) {
+  return 4.0 * (p.ys() + 2.0 * p.full() + double(p.Cz) * p.Cy + p.Cz);
+}
+// What the fused launcher moves: + the low-res map's write and read (L2-resident at these sizes).
+inline double upadd_fused_bytes(const FrruProblem& p) { return upadd_bytes(p) + 8.0 * p.low(); }
+// v1: + the full-resolution upsampled temporary's write and read.
+inline double upadd_unfused_bytes(const FrruProblem& p) { return upadd_fused_bytes(p) + 8.0 * p.full(); }
+// 2 * Cy * Cz per low-res pixel + bias, 10 per z element (interpolation 6 mul + 3 add, residual add).
+inline double upadd_flops(const FrruProblem& p) {
+  return double(p.N) * p.h() * p.w() * (2.0 * p.Cy * p.Cz + p.Cz) + 10.0 * p.full();
+}
+double upadd_rtol(const FrruProblem& p);   // for errors relative to the sum of |terms|
+
+struct FrruPoolData {
+  std::vector<float> y, z, out_ref;
+  std::vector<int64_t> idx_ref;   // [N, Cz, h, w]: flat ih * W + iw of the first maximum
+};
+struct FrruUpData {
+  std::vector<float> y, z, w, b, out_ref;
+  std::vector<float> scale;   // the op on |y|, |z|, |w|, |b|: sum of |terms| per output
+};
+// The pool_concat shapes (each FRRU stage's input y) and the conv1x1_upsample_add shapes (its y_out).
+std::vector<FrruProblem> frru_pool_problems(bool small);
+std::vector<FrruProblem> frru_upadd_problems(bool small);
+FrruPoolData make_frru_pool_data(const FrruProblem& p, uint64_t seed);
+FrruUpData make_frru_upadd_data(const FrruProblem& p, uint64_t seed);
+// got vs want element by element (every mismatch counts as bad; max abs = largest index distance).
+ErrorStats compare_exact(const std::vector<int64_t>& got, const std::vector<int64_t>& want);
+
 // One validation line: "<kernel> <problem> v<k> <name>: max abs .. max rel .. ok|FAILED".
 void print_check(const char* kernel, const std::string& problem, int version, const char* version_name,
                  const ErrorStats& e);

@@ -3,8 +3,8 @@
 // against the CPU reference. Included by lab_coc.cpp (CUDA-on-CPU: namespace moeseg::lab::coc) and
 // lab_gpu.cpp (real GPU: moeseg::lab::cuda); the cuda* calls below resolve to whichever runtime
 // the including file uses, like the kernels themselves (kernels/cuda/cuda_kernels.cuh).
-// Versions: v1 = this lab's naive kernel (lab_kernels.cuh), v2 = the production launcher of
-// kernels/cuda.
+// Versions: v1 = this lab's naive kernel (lab_kernels.cuh; for the FRRU pieces the unfused
+// sequence of naive kernels), v2 = the production launcher of kernels/cuda.
 #pragma once
 #include <memory>
 #include <string>
@@ -25,6 +25,8 @@ struct Version {
 inline const std::vector<Version> kConvVersions = {{1, "naive"}, {2, "implicit-gemm (prod)"}};
 inline const std::vector<Version> kGateVersions = {{1, "naive"}, {2, "fused (prod)"}};
 inline const std::vector<Version> kCeVersions = {{1, "naive two-pass+atomic"}, {2, "online-lse (prod)"}};
+inline const std::vector<Version> kFrruPoolVersions = {{1, "unfused pool, concat"}, {2, "fused (prod)"}};
+inline const std::vector<Version> kFrruUpVersions = {{1, "unfused conv, up, add"}, {2, "fused (prod)"}};
 
 inline void lab_check(cudaError_t err, const char* what) {
   MOESEG_CHECK(err == cudaSuccess, "kernel_lab: ", what, ": ", cudaGetErrorString(err));
@@ -150,6 +152,70 @@ class CeRun {
   Buffer<float> x_, cw_;
   Buffer<int64_t> t_;
   Buffer<float> lse_, loss_, res_, ws_;
+};
+
+// ---- FRRU pool + concat (y, z -> concat [N, Cy + Cz, h, w] and the argmax indices) ---------------
+class FrruPoolRun {
+ public:
+  FrruPoolRun(const FrruProblem& p, const FrruPoolData& d)
+      : p_(p), y_(d.y), z_(d.z), out_(d.out_ref.size()), idx_(d.idx_ref.size()), pooled_(d.idx_ref.size()) {}
+  void poison() {
+    out_.poison();
+    idx_.poison();
+  }
+  void launch(int version, cudaStream_t st = nullptr) {
+    if (version == 1)
+      frru_pool_concat_forward_naive(y_.get(), z_.get(), pooled_.get(), out_.get(), idx_.get(), p_.N, p_.Cy, p_.h(),
+                                     p_.w(), p_.Cz, p_.H, p_.W, p_.f, st);
+    else
+      K::frru_pool_concat_forward(y_.get(), z_.get(), out_.get(), idx_.get(), p_.N, p_.Cy, p_.h(), p_.w(), p_.Cz, p_.H,
+                                  p_.W, p_.f, st);
+  }
+  // Max and copy are exact: no tolerance; the indices must match too.
+  ErrorStats check(const FrruPoolData& d) const {
+    ErrorStats e = compare(out_.download(), d.out_ref, nullptr, 0, 0);
+    e.merge(compare_exact(idx_.download(), d.idx_ref));
+    return e;
+  }
+  const float* y() const { return y_.get(); }
+  const float* z() const { return z_.get(); }
+  float* out() const { return out_.get(); }
+
+ private:
+  FrruProblem p_;
+  Buffer<float> y_, z_, out_;
+  Buffer<int64_t> idx_;
+  Buffer<float> pooled_;   // v1's temporary
+};
+
+// ---- FRRU conv1x1 + bilinear upsample + residual add (z_out = z_in + up(conv1x1(y_out))) --------
+class FrruUpRun {
+ public:
+  FrruUpRun(const FrruProblem& p, const FrruUpData& d)
+      : p_(p), y_(d.y), z_(d.z), w_(d.w), b_(d.b), out_(d.out_ref.size()),
+        low_(K::frru_conv1x1_upsample_add_forward_workspace_floats(p.N, p.Cz, p.h(), p.w())), up_(d.out_ref.size()) {}
+  void poison() { out_.poison(); }
+  void launch(int version, cudaStream_t st = nullptr) {
+    if (version == 1)
+      frru_conv1x1_upsample_add_forward_naive(y_.get(), w_.get(), b_.get(), z_.get(), out_.get(), low_.get(), up_.get(),
+                                              p_.N, p_.Cy, p_.h(), p_.w(), p_.Cz, p_.H, p_.W, st);
+    else
+      K::frru_conv1x1_upsample_add_forward(y_.get(), w_.get(), b_.get(), z_.get(), out_.get(), low_.get(), p_.N, p_.Cy,
+                                           p_.h(), p_.w(), p_.Cz, p_.H, p_.W, st);
+  }
+  ErrorStats check(const FrruUpData& d) const {
+    return compare(out_.download(), d.out_ref, &d.scale, 1e-6, upadd_rtol(p_));
+  }
+  const float* y() const { return y_.get(); }
+  const float* z() const { return z_.get(); }
+  const float* w() const { return w_.get(); }
+  const float* b() const { return b_.get(); }
+
+ private:
+  FrruProblem p_;
+  Buffer<float> y_, z_, w_, b_, out_;
+  Buffer<float> low_;   // the low-res map: v1's first temporary, v2's workspace
+  Buffer<float> up_;    // v1's full-resolution upsampled temporary
 };
 
 }  // namespace moeseg::lab::MOESEG_KERNEL_NS
