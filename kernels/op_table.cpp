@@ -21,7 +21,7 @@ const std::vector<OpInfo>& op_table() {
       {"sum", "reduce.h", true, "cpu,cuda(full sum; over dims: cpu fallback)"},
       {"mean", "reduce.h", true, "cpu,cuda(cpu fallback)"},
       {"max", "reduce.h", true, "cpu,cuda(cpu fallback)"},
-      {"argmax", "reduce.h", false, "cpu,cuda(cpu fallback)"},
+      {"argmax", "reduce.h", false, "cpu,cuda"},
       {"topk", "reduce.h", true, "cpu,cuda(last dim)"},
       {"slice", "core/tensor.h", true, "cpu"},
       {"reshape", "core/tensor.h", true, "cpu"},

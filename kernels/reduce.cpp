@@ -161,14 +161,20 @@ Tensor mean(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim) {
 
 Tensor argmax(const Tensor& a, int64_t dim, bool keepdim) {
   check_not_empty(a, "argmax", "input");
-  if (on_cuda(a)) {
-    note_cpu_fallback("argmax");
-    return argmax(cpu_copy(a), dim, keepdim).to(a.device());
-  }
   int64_t d = wrap_dim(dim, a.dim(), "argmax");
   Plan p = make_plan(a, {d}, keepdim, "argmax");
-  Tensor rows = as_rows(a, p);
+  if (on_cuda(a) && a.dtype() != DType::Float32) {
+    note_cpu_fallback("argmax", "float64 or integer tensors");
+    return argmax(cpu_copy(a), dim, keepdim).to(a.device());
+  }
+  Tensor rows = as_rows(a, p);   // the reduced dim last, contiguous (a strided copy on a device)
   Tensor out = Tensor::empty(p.out, DType::Int64, a.device());
+  if (on_cuda(a)) {
+    // kernels/cuda/reduce.cu: one row per warp, the first maximum wins as on the CPU.
+    Tensor maxima = Tensor::empty({p.rows}, DType::Float32, a.device());
+    gpu_kernels().rowwise_max_argmax(rows.data<float>(), p.rows, p.cols, maxima.data<float>(), out.data<int64_t>());
+    return out;
+  }
   dispatch_all(a.dtype(), "argmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
     row_argmax<T>(rows.data<T>(), p.rows, p.cols, out.data<int64_t>());

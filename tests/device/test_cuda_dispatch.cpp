@@ -163,6 +163,7 @@ TEST_CASE("emulated cuda: spatial ops, top-k and the FRRU pieces run their kerne
   Tensor y = random_tensor({2, 3, 9, 10}, 12);
   expect_same_on_cuda("concat", {x, y}, [](const std::vector<Tensor>& t) { return concat({t[0], t[1]}, 1); });
   expect_same_on_cuda("topk", {x}, [](const std::vector<Tensor>& t) { return topk(t[0], 3, -1, true).first; });
+  expect_same_on_cuda("argmax over channels", {x}, [](const std::vector<Tensor>& t) { return argmax(t[0], 1); }, 0);
   // FRRU pieces at factor 4: z [2, 5, 17, 19] pooled to y's 5 x 5.
   Tensor fy = random_tensor({2, 6, 5, 5}, 13), fz = random_tensor({2, 5, 17, 19}, 14);
   Tensor fw = random_tensor({5, 6, 1, 1}, 15, -0.5, 0.5), fb = random_tensor({5}, 16);
@@ -181,7 +182,7 @@ TEST_CASE("emulated cuda: spatial ops, top-k and the FRRU pieces run their kerne
   }
   const auto taken = cpu_fallbacks_taken();
   for (const char* op : {"gate_softmax_combine", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample_bilinear2d",
-                         "upsample_nearest2d", "concat", "topk"}) {
+                         "upsample_nearest2d", "concat", "topk", "argmax"}) {
     CAPTURE(op);
     CHECK(std::find(taken.begin(), taken.end(), op) == taken.end());
   }
