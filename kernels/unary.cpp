@@ -102,12 +102,31 @@ Tensor record_unary(const Tensor& a, Tensor out, const char* op, bool save_x, bo
 
 }  // namespace
 
+// relu's backward as a select on the saved output (torch's threshold_backward): g where y > 0
+// (or y is NaN), else 0 — a 0 even where g is inf or NaN, which a multiply by 0 would not give.
+// Its own loop because it is hot in training (a ReLU follows every conv): the generic
+// grad_times multiplies in double through optional operands and does not vectorise.
+Tensor relu_grad(const Tensor& g, const Tensor& y) {
+  if (on_cuda(g)) return grad_times(g, Tensor(), y, "relu", [](auto, auto yv) { return yv <= 0 ? 0.0 : 1.0; });
+  Tensor gc = g.contiguous(), yc = y.contiguous();
+  Tensor out = Tensor::empty(g.sizes(), g.dtype(), g.device());
+  dispatch_float(g.dtype(), "relu", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* gp = gc.data<T>();
+    const T* yp = yc.data<T>();
+    T* o = out.data<T>();
+    const int64_t n = out.numel();
+#pragma omp parallel for simd if (n > kParallelGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) o[i] = yp[i] <= T(0) ? T(0) : gp[i];
+  });
+  return out;
+}
+
 Tensor relu(const Tensor& a) {
   // Written as "<= 0 gives 0" so that NaN passes through (and gets gradient 1), as in torch.
   Tensor out = map_float(a, "relu", [](auto v) { return v <= 0 ? decltype(v)(0) : v; });
-  return record_unary(a, out, "relu", false, true, [](const Tensor& g, const Tensor&, const Tensor& y) {
-    return grad_times(g, Tensor(), y, "relu", [](auto, auto yv) { return yv <= 0 ? 0.0 : 1.0; });
-  });
+  return record_unary(a, out, "relu", false, true,
+                      [](const Tensor& g, const Tensor&, const Tensor& y) { return relu_grad(g, y); });
 }
 
 Tensor exp(const Tensor& a) {
