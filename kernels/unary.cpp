@@ -2,7 +2,6 @@
 // (whichever the derivative needs) and multiplies the incoming gradient by f'(x).
 #include <cmath>
 #include <functional>
-#include <string>
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
@@ -20,12 +19,6 @@ template <typename F>
 Tensor map_float(const Tensor& a, const char* op, F&& f) {
   check_defined(a, op, "input");
   if (on_cuda(a)) {
-    if (std::string(op) == "relu" && a.dtype() == DType::Float32) {
-      Tensor x = a.detach().contiguous();
-      Tensor out = Tensor::empty(a.sizes(), a.dtype(), a.device());
-      gpu_kernels().relu_forward(x.data<float>(), out.data<float>(), x.numel());
-      return out;
-    }
     note_cpu_fallback(op);
     return map_float(a.detach().to(Device{}), op, std::forward<F>(f)).to(a.device());
   }
@@ -46,13 +39,6 @@ Tensor map_float(const Tensor& a, const char* op, F&& f) {
 template <typename D>
 Tensor grad_times(const Tensor& g, const Tensor& x, const Tensor& y, const char* op, D&& d) {
   if (on_cuda(g)) {
-    if (std::string(op) == "relu" && g.dtype() == DType::Float32) {
-      // relu'(x) from the saved output: y > 0 exactly where x > 0.
-      Tensor gc = g.detach().contiguous(), yc = y.detach().contiguous();
-      Tensor out = Tensor::empty(g.sizes(), g.dtype(), g.device());
-      gpu_kernels().relu_backward(gc.data<float>(), yc.data<float>(), out.data<float>(), gc.numel());
-      return out;
-    }
     note_cpu_fallback(op);
     auto host = [](const Tensor& t) { return t.defined() ? t.detach().to(Device{}) : t; };
     return grad_times(host(g), host(x), host(y), op, std::forward<D>(d)).to(g.device());
@@ -106,10 +92,15 @@ Tensor record_unary(const Tensor& a, Tensor out, const char* op, bool save_x, bo
 // (or y is NaN), else 0 — a 0 even where g is inf or NaN, which a multiply by 0 would not give.
 // Its own loop because it is hot in training (a ReLU follows every conv): the generic
 // grad_times multiplies in double through optional operands and does not vectorise.
+// On a CUDA device kernels/cuda/elementwise.cu's relu_backward (x > 0 read from y > 0).
 Tensor relu_grad(const Tensor& g, const Tensor& y) {
-  if (on_cuda(g)) return grad_times(g, Tensor(), y, "relu", [](auto, auto yv) { return yv <= 0 ? 0.0 : 1.0; });
   Tensor gc = g.contiguous(), yc = y.contiguous();
   Tensor out = Tensor::empty(g.sizes(), g.dtype(), g.device());
+  if (on_cuda(g) && g.dtype() == DType::Float32) {
+    gpu_kernels().relu_backward(gc.data<float>(), yc.data<float>(), out.data<float>(), gc.numel());
+    return out;
+  }
+  if (on_cuda(g)) return grad_times(g, Tensor(), y, "relu", [](auto, auto yv) { return yv <= 0 ? 0.0 : 1.0; });
   dispatch_float(g.dtype(), "relu", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* gp = gc.data<T>();
@@ -123,8 +114,16 @@ Tensor relu_grad(const Tensor& g, const Tensor& y) {
 }
 
 Tensor relu(const Tensor& a) {
-  // Written as "<= 0 gives 0" so that NaN passes through (and gets gradient 1), as in torch.
-  Tensor out = map_float(a, "relu", [](auto v) { return v <= 0 ? decltype(v)(0) : v; });
+  check_defined(a, "relu", "input");
+  Tensor out;
+  if (on_cuda(a) && a.dtype() == DType::Float32) {
+    Tensor x = a.detach().contiguous();
+    out = Tensor::empty(a.sizes(), a.dtype(), a.device());
+    gpu_kernels().relu_forward(x.data<float>(), out.data<float>(), x.numel());
+  } else {
+    // Written as "<= 0 gives 0" so that NaN passes through (and gets gradient 1), as in torch.
+    out = map_float(a, "relu", [](auto v) { return v <= 0 ? decltype(v)(0) : v; });
+  }
   return record_unary(a, out, "relu", false, true,
                       [](const Tensor& g, const Tensor&, const Tensor& y) { return relu_grad(g, y); });
 }
