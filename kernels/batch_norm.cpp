@@ -141,8 +141,7 @@ struct BatchNorm2dCudaBackward final : autograd::Node {
     Tensor dw = need_w ? Tensor::empty({C}, DType::Float32, d) : Tensor();
     Tensor db = need_b ? Tensor::empty({C}, DType::Float32, d) : Tensor();
     const GpuKernels& k = gpu_kernels();
-    Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(k.batch_norm_workspace_floats(N, C, HW)), 1)},
-                              DType::Float32, d);
+    Tensor ws = gpu_workspace(k.batch_norm_workspace_floats(N, C, HW), d);
     auto p = [](const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
     k.batch_norm_backward(g.data<float>(), xv.data<float>(), p(wv), sm.data<float>(), si.data<float>(), training,
                           p(dx), p(dw), p(db), ws.data<float>(), N, C, HW);
@@ -163,8 +162,7 @@ Tensor batch_norm2d_cuda(const Tensor& x, const Tensor& weight, const Tensor& bi
   Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor y = Tensor::empty(x.sizes(), DType::Float32, d);
   Tensor sm = Tensor::empty({C}, DType::Float32, d), si = Tensor::empty({C}, DType::Float32, d);
-  Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(k.batch_norm_workspace_floats(N, C, HW)), 1)},
-                            DType::Float32, d);
+  Tensor ws = gpu_workspace(k.batch_norm_workspace_floats(N, C, HW), d);
   auto p = [](const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
   if (training) {
     k.batch_norm_forward_training(xc.data<float>(), p(wc), p(bc), p(running_mean), p(running_var), y.data<float>(),

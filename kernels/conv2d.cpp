@@ -148,8 +148,7 @@ struct Conv2dBackward final : autograd::Node {
       if (need_w || need_b) {
         Tensor dw_buf = Tensor::empty(wv.sizes(), wv.dtype(), wv.device());
         Tensor db_buf = has_bias ? Tensor::empty({geo.c_out}, wv.dtype(), wv.device()) : Tensor();
-        const int64_t ws_floats = static_cast<int64_t>(k.conv2d_backward_weight_workspace_floats(s));
-        Tensor ws = Tensor::empty({std::max<int64_t>(ws_floats, 1)}, DType::Float32, dy.device());
+        Tensor ws = gpu_workspace(k.conv2d_backward_weight_workspace_floats(s), dy.device());
         k.conv2d_backward_weight(s, xv.data<float>(), dy.data<float>(), dw_buf.data<float>(),
                                  has_bias ? db_buf.data<float>() : nullptr, ws.data<float>());
         if (need_w) dw = dw_buf;

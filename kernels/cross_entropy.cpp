@@ -186,8 +186,7 @@ Tensor cross_entropy_cuda(const Tensor& logits, const Tensor& x, const Tensor& t
   Tensor loss = red == Reduction::None ? Tensor::empty(tshape, DType::Float32, dev) : Tensor();
   Tensor result = Tensor::zeros({3}, DType::Float32, dev);
   if (x.numel() > 0) {
-    const int64_t ws_floats = static_cast<int64_t>(k.cross_entropy_workspace_floats(N, C, geo.P));
-    Tensor ws = Tensor::empty({std::max<int64_t>(ws_floats, 1)}, DType::Float32, dev);
+    Tensor ws = gpu_workspace(k.cross_entropy_workspace_floats(N, C, geo.P), dev);
     k.cross_entropy_forward(x.data<float>(), t.data<int64_t>(), w.defined() ? w.data<float>() : nullptr,
                             ignore_index, N, C, geo.P, lse.data<float>(), loss.defined() ? loss.data<float>() : nullptr,
                             result.data<float>(), ws.data<float>());

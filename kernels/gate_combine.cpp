@@ -42,9 +42,7 @@ struct GateCombineCudaBackward final : autograd::Node {
       if (!out[e + 1].defined()) out[e + 1] = Tensor::empty(experts[e].sizes(), DType::Float32, d);
       gex.push_back(out[e + 1].data<float>());
     }
-    Tensor ws = Tensor::empty(
-        {std::max<int64_t>(static_cast<int64_t>(k.gate_softmax_combine_backward_workspace_floats(B, C, HW, E)), 1)},
-        DType::Float32, d);
+    Tensor ws = gpu_workspace(k.gate_softmax_combine_backward_workspace_floats(B, C, HW, E), d);
     k.gate_softmax_combine_backward(g.data<float>(), w.data<float>(), ex.data(), g_gate.data<float>(),
                                     any_expert ? gex.data() : nullptr, ws.data<float>(), B, G, C, HW, E);
     for (int e = 0; e < E; ++e)

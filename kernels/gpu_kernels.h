@@ -5,9 +5,12 @@
 // this is the one place where "which CUDA" is decided.
 // The launchers take raw device pointers and run on the device's stream (the default stream).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+#include "core/tensor.h"
 
 namespace moeseg {
 
@@ -146,6 +149,12 @@ struct GpuKernels {
 // The table of the CUDA device in use: the GPU's when one is registered, the CUDA-on-CPU one when
 // CUDA is emulated. Throws when neither is (a CPU-only run asked for a CUDA kernel).
 const GpuKernels& gpu_kernels();
+
+// Scratch for a launcher's workspace: a float32 tensor of max(floats, 1) elements on `d` (at
+// least one, so the pointer is valid when a launcher needs none).
+inline Tensor gpu_workspace(size_t floats, Device d) {
+  return Tensor::empty({std::max<int64_t>(static_cast<int64_t>(floats), 1)}, DType::Float32, d);
+}
 
 // Built by kernels/gpu_kernel_table.h, instantiated once per kernel build.
 const GpuKernels& coc_kernel_table();

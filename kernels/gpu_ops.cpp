@@ -35,10 +35,6 @@ void record(const char* op, std::vector<const Tensor*> inputs, Tensor& out,
 int i32(int64_t v) { return static_cast<int>(v); }
 float* fp(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
 
-Tensor scratch(size_t floats, Device d) {
-  return Tensor::empty({std::max<int64_t>(static_cast<int64_t>(floats), 1)}, DType::Float32, d);
-}
-
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding, int64_t ho, int64_t wo) {
@@ -177,7 +173,7 @@ Tensor frru_conv1x1_upsample_add(const Tensor& y, const Tensor& z, const Tensor&
   const int Cz = i32(z.size(1)), H = i32(z.size(2)), W = i32(z.size(3));
   const GpuKernels& k = gpu_kernels();
   Tensor out = Tensor::empty({N, Cz, H, W}, DType::Float32, d);
-  Tensor ws = scratch(k.frru_conv1x1_upsample_add_forward_workspace_floats(N, Cz, h, w), d);
+  Tensor ws = gpu_workspace(k.frru_conv1x1_upsample_add_forward_workspace_floats(N, Cz, h, w), d);
   k.frru_conv1x1_upsample_add_forward(yc.data<float>(), wc.data<float>(), fp(bc), zc.data<float>(), out.data<float>(),
                                       ws.data<float>(), N, Cy, h, w, Cz, H, W);
   if (autograd::needs_grad({&y, &z, &weight, &bias})) {
@@ -189,7 +185,7 @@ Tensor frru_conv1x1_upsample_add(const Tensor& y, const Tensor& z, const Tensor&
       Tensor gy = need_y ? Tensor::empty({N, Cy, h, w}, DType::Float32, d) : Tensor();
       Tensor gw = need_w ? Tensor::empty(ws_shape, DType::Float32, d) : Tensor();
       Tensor gb = need_b ? Tensor::empty({Cz}, DType::Float32, d) : Tensor();
-      Tensor scratch_b = scratch(kk.frru_conv1x1_upsample_add_backward_workspace_floats(N, Cy, h, w, Cz), d);
+      Tensor scratch_b = gpu_workspace(kk.frru_conv1x1_upsample_add_backward_workspace_floats(N, Cy, h, w, Cz), d);
       kk.frru_conv1x1_upsample_add_backward(g.data<float>(), yc.data<float>(), wc.data<float>(), fp(gy), fp(gw),
                                             fp(gb), scratch_b.data<float>(), N, Cy, h, w, Cz, H, W);
       return std::vector<Tensor>{gy, need_z ? g : Tensor(), gw, gb};   // d z_out / d z_in is the identity

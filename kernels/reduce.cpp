@@ -65,8 +65,7 @@ Tensor sum_impl(const Tensor& a, const std::vector<int64_t>& dims, bool keepdim,
     const GpuKernels& k = gpu_kernels();
     Tensor x = a.detach().contiguous();
     Tensor out = Tensor::empty(p.out, a.dtype(), a.device());
-    Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(k.sum_workspace_floats(x.numel())), 1)},
-                              DType::Float32, a.device());
+    Tensor ws = gpu_workspace(k.sum_workspace_floats(x.numel()), a.device());
     k.sum_all(x.data<float>(), x.numel(), out.data<float>(), ws.data<float>());
     if (autograd::needs_grad({&a})) {
       auto n = std::make_shared<SumBackward>();
