@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "tests/support/temp_dir.h"
 
 namespace moeseg::testing {
 
@@ -25,22 +26,7 @@ inline const nlohmann::json& data_expected() {
   return j;
 }
 
-// A fresh folder under the system temp dir, removed when the object dies.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() /
-           ("moeseg_test_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string str(const std::string& rel = "") const { return rel.empty() ? path.string() : (path / rel).string(); }
-};
+using moeseg::testing::TempDir;   // tests/support/temp_dir.h
 
 // The message of the moeseg::Error thrown by fn ("" if none was thrown).
 template <typename Fn>

@@ -30,6 +30,7 @@
 #include "training/experiment_config.h"
 #include "training/prediction_images.h"
 #include "training/trainer.h"
+#include "tests/support/temp_dir.h"
 
 using namespace moeseg;
 using json = nlohmann::json;
@@ -37,20 +38,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Tmp {
-  fs::path path;
-  explicit Tmp(const std::string& tag) {
-    static std::atomic<int> n{0};
-    path = fs::temp_directory_path() / ("moeseg_predict_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~Tmp() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string str(const std::string& rel = "") const { return rel.empty() ? path.string() : (path / rel).string(); }
-};
+using Tmp = moeseg::testing::TempDir;   // tests/support/temp_dir.h
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path);
