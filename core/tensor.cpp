@@ -569,6 +569,19 @@ void Tensor::move_storage_to(Device d) {
   impl().grad.reset();
 }
 
+void Tensor::convert_storage_to(DType dt) {
+  if (dt == dtype()) return;
+  MOESEG_CHECK(is_leaf(), "convert_storage_to: ", str(), " is not a leaf (it was made by an op)");
+  MOESEG_CHECK(is_floating(dtype()) && is_floating(dt), "convert_storage_to: ", str(), " -> ", dtype_name(dt),
+               ": only float tensors convert between float types");
+  Tensor converted = detach().to(dt).contiguous();
+  impl().storage = converted.impl().storage;
+  impl().offset = 0;
+  impl().strides = converted.strides();
+  impl().dtype = dt;
+  impl().grad.reset();
+}
+
 Tensor Tensor::detach() const { return alias(*this, sizes(), strides(), offset()); }
 
 Tensor& Tensor::set_requires_grad(bool on) {

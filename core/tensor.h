@@ -116,6 +116,9 @@ class Tensor {
   // Moves a leaf's values to `d` in place: every handle to this tensor sees the new device (how
   // Module::to moves parameters and buffers held by layers). Its gradient is dropped.
   void move_storage_to(Device d);
+  // Converts a floating-point leaf's values to the float type `dtype` in place, like
+  // move_storage_to (how Module::to(DType) runs a whole model in float64). Gradient dropped.
+  void convert_storage_to(DType dtype);
   void copy_(const Tensor& src);                // in place, broadcasting src; not recorded by autograd
   void fill_(double value);                     // in place
   void zero_() { fill_(0.0); }

@@ -138,6 +138,13 @@ void Module::to(Device d) {
   for (auto& [name, m] : children_) m->to(d);
 }
 
+void Module::to(DType dtype) {
+  for (auto& [name, t] : params_) t.convert_storage_to(dtype);
+  for (auto& [name, t] : buffers_)
+    if (is_floating(t.dtype())) t.convert_storage_to(dtype);
+  for (auto& [name, m] : children_) m->to(dtype);
+}
+
 Device Module::device() const {
   if (!params_.empty()) return params_.front().second.device();
   if (!buffers_.empty()) return buffers_.front().second.device();

@@ -77,6 +77,10 @@ class Module {
   // module lives (CPU for one without any).
   void to(Device d);
   Device device() const;
+  // Converts every floating-point parameter and buffer of the sub-tree to `dtype` in place
+  // (integer buffers such as num_batches_tracked stay); gradients are dropped. Float64 runs a
+  // model on the CPU in double precision: the well-conditioned oracle for parity tests.
+  void to(DType dtype);
 
   // ---- state -----------------------------------------------------------------------------
   // Parameters and buffers by dotted name; the tensors are detached aliases of the module's

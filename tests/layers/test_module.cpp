@@ -294,3 +294,43 @@ TEST_CASE("default initialisation: PyTorch's bounds, reproducible from the gener
   CHECK(bn.momentum() == 0.1);
   CHECK(bn.eps() == 1e-5);
 }
+
+TEST_CASE("to(Float64) converts every float parameter and buffer in place, keeps integer buffers") {
+  TensorFile f = small_net_fixture();
+  Net net(99);
+  net.load_state_dict(torch_state(f));
+  const auto before = net.state_dict();
+  Tensor x = f.get("x").to(DType::Float32);
+  net.eval();
+  Tensor y32;
+  {
+    NoGradGuard ng;
+    y32 = net.forward(x);
+  }
+  sum(net.forward(x)).backward();
+  REQUIRE(net.stem->parameters().front().grad().defined());
+  net.to(DType::Float64);
+  for (auto& [name, t] : net.state_dict()) {
+    INFO(name);
+    const Tensor& old = before.at(name);
+    if (old.dtype() == DType::Int64) {
+      CHECK(t.dtype() == DType::Int64);
+      CHECK(t.item() == old.item());
+    } else {
+      CHECK(t.dtype() == DType::Float64);
+      CHECK(t.to_vector<double>() == old.to(DType::Float64).to_vector<double>());   // exact widening
+    }
+  }
+  // The handles the layers hold see the new dtype (the forward runs in float64), gradients are
+  // dropped, requires_grad stays.
+  CHECK(net.head->parameters().front().dtype() == DType::Float64);
+  CHECK_FALSE(net.stem->parameters().front().grad().defined());
+  CHECK(net.stem->parameters().front().requires_grad());
+  NoGradGuard ng;
+  Tensor y64 = net.forward(x.to(DType::Float64));
+  CHECK(y64.dtype() == DType::Float64);
+  CHECK(max_abs_diff(y64, y32) < 1e-4);
+  CHECK(max_abs_diff(y64, f.get("out_eval")) < 1e-10);   // the fixture is torch's float64 result
+  net.to(DType::Float32);
+  CHECK(net.head->parameters().front().dtype() == DType::Float32);
+}
