@@ -1,7 +1,10 @@
-// The coverage listing over kernels/op_table.cpp: for every op, whether this test binary holds a
-// finite-difference gradient test ("grad") and a PyTorch-fixture test ("torch"), as registered by
-// MOESEG_OP_TEST at start-up. Fails, naming them, while a differentiable op lacks a "grad" test or
-// any op lacks a "torch" test. Run: ./build/tests/test_ops -tc='*coverage*' -s
+// The coverage listing over kernels/op_table.cpp: for every op, whether this test binary declares
+// a finite-difference gradient test ("grad") and a PyTorch-fixture test ("torch"), as registered
+// by MOESEG_OP_TEST at start-up. Fails, naming them, while a differentiable op lacks a "grad" test
+// or any op lacks a "torch" test. Declarations are not executions: the ctest entry
+// ops/coverage_of_checks_that_ran runs the whole binary and fails unless every op's checks really
+// ran and passed (tests/support/gradcheck.h, report_op_checks_that_ran).
+// Run: ./build/tests/test_ops -tc='*coverage*' -s
 #include <doctest/doctest.h>
 
 #include <algorithm>

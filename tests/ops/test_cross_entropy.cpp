@@ -5,6 +5,8 @@
 // Run: ./build/tests/test_ops -tc='*cross_entropy*'
 #include <doctest/doctest.h>
 
+#include "support/threads.h"
+
 #include "support/gradcheck.h"
 #include <omp.h>
 
@@ -132,16 +134,16 @@ TEST_CASE("cross_entropy: bit-identical for 1, 2 and 3 threads") {
   Tensor x = randn({3, 19, 37, 41}, DType::Float32).set_requires_grad(true);
   Tensor t = make_targets({3, 37, 41}, 19, 255, 5, 2);
   Tensor w = rand({19}, DType::Float32);
-  const int prev = omp_get_max_threads();
   std::vector<float> losses;
   std::vector<std::vector<float>> grads;
   for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
-    Tensor loss = cross_entropy(x, t, w, 255);
-    losses.push_back(static_cast<float>(loss.item()));
-    grads.push_back(autograd::grad(loss, {x})[0].to_vector<float>());
+    const auto use = testing::run_with_threads(threads, [&] {
+      Tensor loss = cross_entropy(x, t, w, 255);
+      losses.push_back(static_cast<float>(loss.item()));
+      grads.push_back(autograd::grad(loss, {x})[0].to_vector<float>());
+    });
+    testing::check_ran_on_several_threads(use, "cross_entropy forward + backward");
   }
-  omp_set_num_threads(prev);
   CHECK(losses[0] == losses[1]);
   CHECK(losses[0] == losses[2]);
   CHECK(grads[0] == grads[1]);

@@ -5,6 +5,8 @@
 // Run: ./build/tests/test_ops -tc='*dropout*'
 #include <doctest/doctest.h>
 
+#include "support/threads.h"
+
 #include "support/gradcheck.h"
 #include <omp.h>
 
@@ -95,12 +97,10 @@ TEST_CASE("dropout: the mask is a pure function of seed, offset and index") {
   Generator g1(2024), g2(2024);
   g1.set_offset(1000);
   g2.set_offset(1000);
-  const int prev = omp_get_max_threads();
-  omp_set_num_threads(1);
-  Tensor y1 = dropout(x, p, true, g1);
-  omp_set_num_threads(2);
-  Tensor y2 = dropout(x, p, true, g2);
-  omp_set_num_threads(prev);
+  Tensor y1, y2;
+  testing::run_with_threads(1, [&] { y1 = dropout(x, p, true, g1); });
+  const auto use = testing::run_with_threads(2, [&] { y2 = dropout(x, p, true, g2); });
+  testing::check_ran_on_several_threads(use, "dropout");
   CHECK(y1.to_vector<float>() == y2.to_vector<float>());   // same seed/offset, any thread count
   // Element i is kept exactly when uniform_at(offset, i) > p: the documented Philox stream.
   Generator ref(2024);

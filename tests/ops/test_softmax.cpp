@@ -4,6 +4,8 @@
 // inputs, thread-count invariance, and bad input. Run: ./build/tests/test_ops -tc='*softmax*'
 #include <doctest/doctest.h>
 
+#include "support/threads.h"
+
 #include "support/gradcheck.h"
 #include <omp.h>
 
@@ -106,15 +108,15 @@ TEST_CASE("softmax: results do not depend on the thread count") {
   Tensor x = randn({3, 19, 41, 37}, DType::Float32);   // channel softmax over >64-lane blocks
   Tensor gy = randn(x.sizes(), DType::Float32);
   Tensor xr = x.detach().clone().set_requires_grad(true);
-  const int prev = omp_get_max_threads();
   std::vector<std::vector<float>> outs, grads;
   for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
-    Tensor y = softmax(xr, 1);
-    outs.push_back(y.to_vector<float>());
-    grads.push_back(autograd::grad(y, {xr}, gy)[0].to_vector<float>());
+    const auto use = testing::run_with_threads(threads, [&] {
+      Tensor y = softmax(xr, 1);
+      outs.push_back(y.to_vector<float>());
+      grads.push_back(autograd::grad(y, {xr}, gy)[0].to_vector<float>());
+    });
+    testing::check_ran_on_several_threads(use, "softmax forward + backward");
   }
-  omp_set_num_threads(prev);
   CHECK(outs[0] == outs[1]);
   CHECK(outs[0] == outs[2]);
   CHECK(grads[0] == grads[1]);

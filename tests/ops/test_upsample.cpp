@@ -4,6 +4,8 @@
 // thread counts, and bad-input errors.
 // Run: ./build/tests/test_ops -tc='upsample*'
 #include <doctest/doctest.h>
+
+#include "support/threads.h"
 #include <omp.h>
 
 #include <string>
@@ -76,18 +78,18 @@ TEST_CASE("upsample: backward is bitwise deterministic across thread counts") {
   // element is accumulated by exactly one thread in a fixed order.
   Tensor x = rand_input({2, 16, 33, 35}, -1, 1, 31).to(DType::Float32).detach().set_requires_grad(true);
   Tensor g = rand_input({2, 16, 65, 69}, -1, 1, 32).to(DType::Float32).detach();
-  const int prev = omp_get_max_threads();
   std::vector<std::vector<float>> results;
   for (int threads : {1, 2, 3}) {
-    omp_set_num_threads(threads);
-    Tensor yb = upsample_bilinear2d(x, 65, 69, false);
-    Tensor yn = upsample_nearest2d(x, 65, 69);
-    auto gb = autograd::grad(yb, {x}, g)[0].to_vector<float>();
-    auto gn = autograd::grad(yn, {x}, g)[0].to_vector<float>();
-    gb.insert(gb.end(), gn.begin(), gn.end());
-    results.push_back(gb);
+    const auto use = testing::run_with_threads(threads, [&] {
+      Tensor yb = upsample_bilinear2d(x, 65, 69, false);
+      Tensor yn = upsample_nearest2d(x, 65, 69);
+      auto gb = autograd::grad(yb, {x}, g)[0].to_vector<float>();
+      auto gn = autograd::grad(yn, {x}, g)[0].to_vector<float>();
+      gb.insert(gb.end(), gn.begin(), gn.end());
+      results.push_back(gb);
+    });
+    testing::check_ran_on_several_threads(use, "upsample forward + backward");
   }
-  omp_set_num_threads(prev);
   CHECK(results[0] == results[1]);
   CHECK(results[0] == results[2]);
 }

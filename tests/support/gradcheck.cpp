@@ -3,20 +3,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <sstream>
 
 #include <doctest/doctest.h>
 
 #include "kernels/elementwise.h"
+#include "kernels/op_table.h"
 #include "kernels/reduce.h"
 
 namespace moeseg::testing {
 
 bool expect_close(const Tensor& actual, const Tensor& expected, Tolerance tol, const std::string& what) {
-  if (actual.sizes() != expected.sizes()) {
-    FAIL_CHECK(what << ": shape " << shape_str(actual.sizes()) << " != expected " << shape_str(expected.sizes()));
-    return false;
-  }
+  // One doctest assertion per comparison, passed or failed, so a case made of comparisons
+  // counts them (ctest fails an entry that ran no assertion).
+  CHECK_MESSAGE(actual.sizes() == expected.sizes(),
+                what << ": shape " << shape_str(actual.sizes()) << " != expected " << shape_str(expected.sizes()));
+  if (actual.sizes() != expected.sizes()) return false;
   auto a = actual.detach().to(DType::Float64).to_vector<double>();
   auto e = expected.detach().to(DType::Float64).to_vector<double>();
   std::vector<std::pair<double, size_t>> bad;
@@ -27,14 +30,17 @@ bool expect_close(const Tensor& actual, const Tensor& expected, Tolerance tol, c
     if (!std::isnan(err)) max_err = std::max(max_err, err);
     if (nan_mismatch || err > tol.atol + tol.rtol * std::fabs(e[i])) bad.push_back({nan_mismatch ? INFINITY : err, i});
   }
-  if (bad.empty()) return true;
+  if (bad.empty()) {
+    CHECK_MESSAGE(bad.empty(), what);
+    return true;
+  }
   std::sort(bad.begin(), bad.end(), [](auto& x, auto& y) { return x.first > y.first; });
   std::ostringstream os;
   os << what << ": " << bad.size() << " of " << a.size() << " elements outside atol=" << tol.atol
      << " rtol=" << tol.rtol << ", max abs error " << max_err << "; worst:";
   for (size_t k = 0; k < std::min<size_t>(5, bad.size()); ++k)
     os << " [" << bad[k].second << "] got " << a[bad[k].second] << " want " << e[bad[k].second] << ";";
-  FAIL_CHECK(os.str());
+  CHECK_MESSAGE(bad.empty(), os.str());
   return false;
 }
 
@@ -67,14 +73,12 @@ Tensor rand_input(const Shape& shape, double lo, double hi, uint64_t seed) {
   return t;
 }
 
-bool check_gradients(const std::string& op, const std::function<Tensor(const std::vector<Tensor>&)>& fn,
-                     const std::vector<Tensor>& inputs, GradcheckOptions opts) {
-  register_op_test(op, "grad");
+std::vector<GradientPair> compare_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                                            const std::vector<Tensor>& inputs, GradcheckOptions opts) {
   for (auto& t : inputs)
-    if (t.defined() && t.requires_grad())
-      REQUIRE_MESSAGE(t.dtype() == DType::Float64, op << ": gradcheck inputs must be float64");
+    if (t.defined() && t.requires_grad()) MOESEG_CHECK(t.dtype() == DType::Float64, "gradcheck inputs must be float64");
   Tensor out = fn(inputs);
-  REQUIRE_MESSAGE(out.requires_grad(), op << ": output does not require grad");
+  MOESEG_CHECK(out.requires_grad(), "gradcheck: the output does not require grad");
   Generator g(opts.seed);
   Tensor v = Tensor::empty(out.sizes(), DType::Float64);
   uniform_(v, -1.0, 1.0, g);
@@ -86,11 +90,11 @@ bool check_gradients(const std::string& op, const std::function<Tensor(const std
     NoGradGuard ng;
     return sum(mul(fn(inputs), v)).item();
   };
-  bool ok = true;
+  std::vector<GradientPair> pairs;
   for (size_t k = 0; k < wrt.size(); ++k) {
     Tensor x = wrt[k];
     Tensor numeric = Tensor::zeros(x.sizes(), DType::Float64);
-    REQUIRE(x.is_contiguous());
+    MOESEG_CHECK(x.is_contiguous(), "gradcheck: input ", k, " is not contiguous");
     double* xp = x.data<double>();
     double* np_ = numeric.data<double>();
     for (int64_t i = 0; i < x.numel(); ++i) {
@@ -102,9 +106,27 @@ bool check_gradients(const std::string& op, const std::function<Tensor(const std
       xp[i] = orig;
       np_[i] = (fp - fm) / (2 * opts.eps);
     }
-    ok &= expect_close(analytic[k], numeric, {opts.atol, opts.rtol},
-                       op + ": gradient of input " + std::to_string(k) + " vs finite differences");
+    pairs.push_back({analytic[k], numeric});
   }
+  return pairs;
+}
+
+bool check_gradients(const std::string& op, const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                     const std::vector<Tensor>& inputs, GradcheckOptions opts) {
+  register_op_test(op, "grad");
+  std::vector<GradientPair> pairs;
+  try {
+    pairs = compare_gradients(fn, inputs, opts);
+  } catch (const Error& e) {
+    FAIL_CHECK(op << ": " << e.what());
+    record_op_check(op, "grad", false);
+    return false;
+  }
+  bool ok = true;
+  for (size_t k = 0; k < pairs.size(); ++k)
+    ok &= expect_close(pairs[k].analytic, pairs[k].numeric, {opts.atol, opts.rtol},
+                       op + ": gradient of input " + std::to_string(k) + " vs finite differences");
+  record_op_check(op, "grad", ok && !pairs.empty());
   return ok;
 }
 
@@ -122,5 +144,48 @@ int register_op_test(const std::string& op, const std::string& kind) {
 }
 
 const std::vector<std::pair<std::string, std::string>>& registered_op_tests() { return registry(); }
+
+namespace {
+struct CheckCounts {
+  int passed = 0, failed = 0;
+};
+std::map<std::pair<std::string, std::string>, CheckCounts>& checks_that_ran() {
+  static std::map<std::pair<std::string, std::string>, CheckCounts> r;
+  return r;
+}
+}  // namespace
+
+void record_op_check(const std::string& op, const std::string& kind, bool passed) {
+  auto& c = checks_that_ran()[{op, kind}];
+  (passed ? c.passed : c.failed)++;
+}
+
+int report_op_checks_that_ran() {
+  const auto& ran = checks_that_ran();
+  auto counts = [&](const std::string& op, const std::string& kind) {
+    auto it = ran.find({op, kind});
+    return it == ran.end() ? CheckCounts{} : it->second;
+  };
+  std::vector<std::string> missing;
+  std::cout << "op checks that ran (passed/failed):\n";
+  for (const OpInfo& op : op_table()) {
+    const CheckCounts g = counts(op.name, "grad"), t = counts(op.name, "torch");
+    std::cout << "  " << op.name << std::string(op.name.size() < 22 ? 22 - op.name.size() : 1, ' ') << "grad: "
+              << (op.differentiable ? std::to_string(g.passed) + "/" + std::to_string(g.failed) : std::string("n.a."))
+              << "  torch: " << t.passed << "/" << t.failed << "\n";
+    std::string what;
+    if (op.differentiable && g.passed == 0) what += " grad";
+    if (t.passed == 0) what += " torch";
+    if (!what.empty()) missing.push_back(op.name + " (" + what.substr(1) + ")");
+  }
+  for (auto& [key, c] : ran)
+    if (!find_op(key.first)) std::cout << "  checked but not in the op table: " << key.first << " " << key.second << "\n";
+  std::cout << "ops: " << op_table().size() << ", without a passing check that ran: " << missing.size() << std::endl;
+  if (missing.empty()) return 0;
+  std::cout << "FAILED: ops without a passing check that ran:";
+  for (auto& m : missing) std::cout << " " << m;
+  std::cout << std::endl;
+  return 1;
+}
 
 }  // namespace moeseg::testing

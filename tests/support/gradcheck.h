@@ -41,6 +41,14 @@ struct GradcheckOptions {
 bool check_gradients(const std::string& op, const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                      const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
 
+// The comparison behind check_gradients without any assertion: for each input that requires
+// grad, autograd's J^T v and the central-difference estimate (how the checker itself is tested).
+struct GradientPair {
+  Tensor analytic, numeric;
+};
+std::vector<GradientPair> compare_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                                            const std::vector<Tensor>& inputs, GradcheckOptions opts = {});
+
 // max |a - b| / max |b| over all elements (the parity measure of the model tests); requires
 // equal shapes. Falls back to the absolute error when b is all zeros.
 double max_relative_error(const Tensor& a, const Tensor& b);
@@ -77,6 +85,16 @@ Tensor rand_input(const Shape& shape, double lo = -1.0, double hi = 1.0, uint64_
 // MOESEG_OP_TEST so that the coverage test sees every test in the binary without running them.
 int register_op_test(const std::string& op, const std::string& kind);
 const std::vector<std::pair<std::string, std::string>>& registered_op_tests();
+
+// The checks that really ran in this process: check_gradients and check_fixture record (op,
+// kind) each time they finish, with whether they passed. A declaration above says a test
+// exists; this says it executed and held.
+void record_op_check(const std::string& op, const std::string& kind, bool passed);
+// With MOESEG_OP_COVERAGE set, the test main calls this after the whole binary ran: it prints
+// every op of the op table with its grad / torch checks that ran (passed / failed counts) and
+// returns non-zero, naming them, when a differentiable op had no passing gradient check or any
+// op had no passing torch check (ctest entry ops/coverage_of_checks_that_ran).
+int report_op_checks_that_ran();
 
 }  // namespace moeseg::testing
 

@@ -2,6 +2,8 @@
 // and gradient clipping against PyTorch's rule.
 #include <doctest/doctest.h>
 
+#include "support/threads.h"
+
 #include <cmath>
 
 #include "kernels/elementwise.h"
@@ -58,15 +60,27 @@ TEST_CASE("logits path, merge and errors") {
 }
 
 TEST_CASE("large inputs give exact counts whatever the thread count") {
-  const int64_t n = 1 << 18;
+  // Above the parallel threshold (2^16 pixels): each thread counts its part, then the parts are
+  // added. Counts are compared with a serial count made here, for 1, 2 and 3 threads, and the
+  // 2-thread run must really have shared the work.
+  const int64_t n = 1 << 21;
   std::vector<int64_t> g(n), p(n);
   for (int64_t i = 0; i < n; ++i) { g[i] = i % 5 == 4 ? 255 : i % 3; p[i] = (i / 7) % 3; }
-  ConfusionMatrix cm(3);
-  cm.update(Tensor::from_vector(p, {n}), Tensor::from_vector(g, {n}));
-  int64_t expected00 = 0;
-  for (int64_t i = 0; i < n; ++i) expected00 += g[i] == 0 && p[i] == 0;
-  CHECK(cm.at(0, 0) == expected00);
-  CHECK(cm.total() == n - n / 5);
+  int64_t expected[3][3] = {};
+  for (int64_t i = 0; i < n; ++i)
+    if (g[i] != 255) expected[g[i]][p[i]]++;
+  const Tensor pred = Tensor::from_vector(p, {n}), target = Tensor::from_vector(g, {n});
+  for (int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    ConfusionMatrix cm(3);
+    const auto use = testing::run_with_threads(threads, [&] {
+      for (int rep = 0; rep < 4; ++rep) cm.update(pred, target);
+    });
+    if (threads == 2) testing::check_ran_on_several_threads(use, "ConfusionMatrix::update");
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) CHECK(cm.at(a, b) == 4 * expected[a][b]);
+    CHECK(cm.total() == 4 * (n - n / 5));
+  }
 }
 
 TEST_CASE("schedules follow their closed forms") {

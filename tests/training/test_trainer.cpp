@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,7 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "core/autograd.h"
 #include "core/safetensors.h"
+#include "data/augment.h"
+#include "data/loader.h"
 #include "data/synthetic_scenes.h"
 #include "models/moe.h"
 #include "models/registry.h"
@@ -90,6 +94,114 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+
+// The evaluation recomputed by hand, independently of training/metrics and training/report:
+// the test images through the same loader and model, then plain loops for the confusion counts,
+// IoU per class (NaN where a class is in neither prediction nor truth), their nan-mean, the
+// disagreement categories and the gate's mean weights.
+struct HandEval {
+  int64_t classes = 0, pixels = 0, images = 0;
+  std::vector<int64_t> cm;   // [truth * C + prediction]
+  int64_t perfect = 0, follows_1 = 0, follows_2 = 0, critical = 0;
+  std::vector<double> gate_sum;
+  int64_t gate_rows = 0;
+  void add(const HandEval& o) {
+    for (size_t i = 0; i < cm.size(); ++i) cm[i] += o.cm[i];
+    pixels += o.pixels, images += o.images;
+  }
+  std::vector<double> iou() const {
+    std::vector<double> out(classes);
+    for (int64_t k = 0; k < classes; ++k) {
+      int64_t tp = cm[k * classes + k], row = 0, col = 0;
+      for (int64_t j = 0; j < classes; ++j) row += cm[k * classes + j], col += cm[j * classes + k];
+      const int64_t uni = row + col - tp;
+      out[k] = uni == 0 ? NAN : static_cast<double>(tp) / static_cast<double>(uni);
+    }
+    return out;
+  }
+  double miou() const {
+    double s = 0;
+    int n = 0;
+    for (double v : iou())
+      if (!std::isnan(v)) s += v, ++n;
+    return s / n;
+  }
+};
+
+HandEval evaluate_by_hand(SegmentationModel& model, const ExperimentConfig& c, const std::string& subset) {
+  auto ds = open_experiment_data(c.data, subset, "test", c.data.max_test);
+  data::LoaderOptions lo;
+  lo.batch_size = static_cast<size_t>(c.train.batch);   // as the evaluation batches (same rounding)
+  lo.num_workers = c.data.workers;
+  lo.augment = data::reference_preset(c.data.height, c.data.width, false);
+  data::DataLoader loader(ds, lo);
+  loader.start_epoch(0);
+  model.eval();
+  NoGradGuard ng;
+  auto* moe = dynamic_cast<MoE*>(&model);
+  HandEval h;
+  h.classes = model.num_classes();
+  h.cm.assign(h.classes * h.classes, 0);
+  data::Batch b;
+  while (loader.next(b)) {
+    MoEOutput o;
+    if (moe) o = moe->forward_moe(b.images);
+    else o.logits = model.forward(b.images);
+    const Tensor logits = o.logits.contiguous(), labels = b.labels.contiguous();
+    const int64_t B = logits.size(0), C = logits.size(1), HW = logits.size(2) * logits.size(3);
+    REQUIRE(labels.numel() == B * HW);
+    auto argmax_at = [&](const Tensor& l, int64_t bi, int64_t i) {
+      const float* p = l.data<float>() + bi * C * HW + i;
+      int64_t best = 0;
+      for (int64_t k = 1; k < C; ++k)
+        if (p[k * HW] > p[best * HW]) best = k;
+      return best;
+    };
+    std::vector<Tensor> experts;
+    for (auto& e : o.expert_logits) experts.push_back(e.contiguous());
+    const int64_t* g = labels.data<int64_t>();
+    for (int64_t bi = 0; bi < B; ++bi)
+      for (int64_t i = 0; i < HW; ++i) {
+        const int64_t truth = g[bi * HW + i];
+        if (truth < 0 || truth >= C) continue;   // ignore label
+        const int64_t m = argmax_at(logits, bi, i);
+        h.cm[truth * C + m]++;
+        ++h.pixels;
+        if (experts.size() == 2) {
+          const int64_t e1 = argmax_at(experts[0], bi, i), e2 = argmax_at(experts[1], bi, i);
+          if (m == e1 && m == e2) ++h.perfect;
+          else if (m == e1) ++h.follows_1;
+          else if (m == e2) ++h.follows_2;
+          else ++h.critical;
+        }
+      }
+    if (o.gate.defined()) {
+      const Tensor gw = o.gate.contiguous();   // [B, G, E]
+      const int64_t E = gw.size(2), rows = gw.size(0) * gw.size(1);
+      h.gate_sum.resize(E, 0.0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t e = 0; e < E; ++e) h.gate_sum[e] += gw.data<float>()[r * E + e];
+      h.gate_rows += rows;
+    }
+    h.images += B;
+  }
+  return h;
+}
+
+void check_subset_json(const json& r, const HandEval& h) {
+  CHECK(r["images"].get<int64_t>() == h.images);
+  CHECK(r["pixels"].get<int64_t>() == h.pixels);
+  CHECK(h.pixels > 0);
+  CHECK(r["miou"].get<double>() == doctest::Approx(h.miou()).epsilon(1e-12));
+  const auto iou = h.iou();
+  REQUIRE(r["iou"].size() == iou.size());
+  for (size_t k = 0; k < iou.size(); ++k) {
+    CAPTURE(k);
+    if (std::isnan(iou[k])) CHECK(r["iou"][k].is_null());
+    else CHECK(r["iou"][k].get<double>() == doctest::Approx(iou[k]).epsilon(1e-12));
+  }
 }
 
 }  // namespace
@@ -276,10 +388,16 @@ TEST_CASE("trainer: best/ holds the epoch of the maximal validation mIoU, eval e
   EvalOptions eo;
   eo.quiet = true;
   json r = evaluate_on_subsets(*model, c, eo, "tiny");
+  // Each subset's numbers equal a count made by hand; "all" is the highway and urban counts
+  // merged (not a mean of their mIoUs).
+  std::map<std::string, HandEval> hand;
+  for (const char* sub : {"highway", "urban", "ambiguous"}) hand[sub] = evaluate_by_hand(*model, c, sub);
+  hand["all"] = hand["highway"];
+  hand["all"].add(hand["urban"]);
   for (const char* sub : {"highway", "urban", "ambiguous", "all"}) {
     INFO(sub);
     REQUIRE(r["subsets"].contains(sub));
-    CHECK(r["subsets"][sub]["miou"].get<double>() >= 0);
+    check_subset_json(r["subsets"][sub], hand[sub]);
   }
   CHECK(r["subsets"]["all"]["images"] == r["subsets"]["highway"]["images"].get<int64_t>() +
                                              r["subsets"]["urban"]["images"].get<int64_t>());
@@ -296,13 +414,21 @@ TEST_CASE("evaluation: an MoE reports gate statistics and disagreement fractions
   eo.examples_per_subset = 1;
   json r = evaluate_on_subsets(*model, c, eo, "moe")["subsets"]["highway"];
   REQUIRE(r.contains("gate"));
+  // Every figure equals the same quantity counted by hand from the model's outputs.
+  const HandEval h = evaluate_by_hand(*model, c, "highway");
+  check_subset_json(r, h);
   auto w = r["gate"]["mean_weight"];
-  CHECK(w.size() == 2);
+  REQUIRE(w.size() == 2);
+  REQUIRE(h.gate_sum.size() == 2);
+  for (size_t e = 0; e < 2; ++e) CHECK(w[e].get<double>() == doctest::Approx(h.gate_sum[e] / h.gate_rows).epsilon(1e-9));
   CHECK(w[0].get<double>() + w[1].get<double>() == doctest::Approx(1.0).epsilon(1e-5));
   auto ref = r["disagreement"]["reference"];
-  CHECK(ref["perfect"].get<double>() + ref["follows_1"].get<double>() + ref["follows_2"].get<double>() +
-            ref["critical"].get<double>() ==
-        doctest::Approx(1.0));
+  CHECK(r["disagreement"]["valid_pixels"].get<int64_t>() == h.pixels);
+  const double px = static_cast<double>(h.pixels);
+  CHECK(ref["perfect"].get<double>() == doctest::Approx(h.perfect / px).epsilon(1e-12));
+  CHECK(ref["follows_1"].get<double>() == doctest::Approx(h.follows_1 / px).epsilon(1e-12));
+  CHECK(ref["follows_2"].get<double>() == doctest::Approx(h.follows_2 / px).epsilon(1e-12));
+  CHECK(ref["critical"].get<double>() == doctest::Approx(h.critical / px).epsilon(1e-12));
   auto gt = r["disagreement"]["ground_truth"];
   double total = gt["both_right"].get<double>();
   for (const char* k : {"only_1_right", "only_2_right", "neither_right"})
