@@ -1,7 +1,11 @@
 // Augmentation: one geometric draw applied to image and label alike, resize semantics,
-// padding, colour jitter on the image only, determinism from (seed, epoch, index).
+// padding, colour jitter against its definition (image only, factors in the configured ranges),
+// determinism from (seed, epoch, index).
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
+#include <cmath>
 #include <set>
 
 #include "data/augment.h"
@@ -106,7 +110,7 @@ TEST_CASE("augment: random scale + crop + flip: same geometry for image and labe
   CHECK(flips < 18);
 }
 
-TEST_CASE("augment: deterministic from (seed, epoch, index), colour jitter leaves labels alone") {
+TEST_CASE("augment: deterministic from (seed, epoch, index)") {
   Sample s = coded_sample(30, 40);
   AugmentConfig cfg;
   cfg.scale_min = 0.8;
@@ -122,14 +126,183 @@ TEST_CASE("augment: deterministic from (seed, epoch, index), colour jitter leave
   CHECK(a.label.to_vector<int64_t>() == b.label.to_vector<int64_t>());
   int differ = 0;
   for (uint64_t e = 0; e < 8; ++e) differ += augment_sample(s, cfg, 1, e, 3).image.to_vector<float>() != a.image.to_vector<float>();
-  CHECK(differ >= 6);   // other epochs draw other augmentations
-  Tensor j = color_jitter(s.image, 1.2, 0.8, 0.5);
-  CHECK(j.to_vector<float>() != s.image.to_vector<float>());
-  for (float v : j.to_vector<float>()) CHECK((v >= 0.f && v <= 1.f));
-  AugmentConfig only_colour;
-  only_colour.brightness = 0.5;
-  Sample c = augment_sample(s, only_colour, 1, 0, 0);
-  CHECK(c.label.to_vector<int64_t>() == s.label.to_vector<int64_t>());
+  CHECK(differ == 7);   // other epochs draw other augmentations (epoch 2 is `a` itself)
+  CHECK(augment_sample(s, cfg, 2, 2, 3).image.to_vector<float>() != a.image.to_vector<float>());   // another seed
+  CHECK(augment_sample(s, cfg, 1, 2, 4).image.to_vector<float>() != a.image.to_vector<float>());   // another sample
+}
+
+namespace {
+// A smooth colour image in [0.05, 0.95] whose channels differ at every pixel (so saturation
+// changes it), written out as HWC-independent per-channel vectors.
+Sample colour_sample(int H, int W) {
+  Sample s;
+  s.id = "colour";
+  s.image = Tensor::empty({3, H, W});
+  s.label = Tensor::empty({H, W}, DType::Int64);
+  float* im = s.image.data<float>();
+  int64_t* lb = s.label.data<int64_t>();
+  for (int y = 0; y < H; ++y)
+    for (int x = 0; x < W; ++x) {
+      const int i = y * W + x;
+      im[i] = 0.05f + 0.9f * static_cast<float>(x) / static_cast<float>(W - 1);
+      im[H * W + i] = 0.05f + 0.9f * static_cast<float>(y) / static_cast<float>(H - 1);
+      im[2 * H * W + i] = 0.5f + 0.4f * std::sin(0.3f * static_cast<float>(x + 2 * y));
+      lb[i] = (x / 4 + y / 3) % 7;
+    }
+  return s;
+}
+
+double luma(double r, double g, double b) { return 0.299 * r + 0.587 * g + 0.114 * b; }
+
+// The jitter of augment.h written out in double: brightness scales every value by bf; contrast
+// moves each value away from / towards the image's mean luma (after brightness) by cf;
+// saturation moves each channel away from / towards the pixel's own luma by sf; then clamp to
+// [0, 1].
+std::vector<double> jitter_by_definition(const Tensor& image, double bf, double cf, double sf) {
+  const std::vector<float> p = image.contiguous().to_vector<float>();
+  const size_t hw = p.size() / 3;
+  double mean = 0;
+  for (size_t i = 0; i < hw; ++i) mean += luma(bf * p[i], bf * p[hw + i], bf * p[2 * hw + i]);
+  mean /= static_cast<double>(hw);
+  std::vector<double> out(p.size());
+  for (size_t i = 0; i < hw; ++i) {
+    double v[3];
+    for (size_t c = 0; c < 3; ++c) v[c] = mean + (bf * p[c * hw + i] - mean) * cf;
+    const double g = luma(v[0], v[1], v[2]);
+    for (size_t c = 0; c < 3; ++c) out[c * hw + i] = std::clamp(g + (v[c] - g) * sf, 0.0, 1.0);
+  }
+  return out;
+}
+
+// Largest |got - want| over all values.
+double max_diff(const Tensor& got, const std::vector<double>& want) {
+  const std::vector<float> g = got.contiguous().to_vector<float>();
+  REQUIRE(g.size() == want.size());
+  double m = 0;
+  for (size_t i = 0; i < g.size(); ++i) m = std::max(m, std::abs(g[i] - want[i]));
+  return m;
+}
+
+// The factor a one-factor jitter applied, read back from the value that moved most without
+// clamping: out = ref + (in - ref) * f, with ref = 0 (brightness), the mean luma (contrast) or the
+// pixel's luma (saturation).
+enum class Jitter { Brightness, Contrast, Saturation };
+double factor_applied(const Tensor& in_t, const Tensor& out_t, Jitter kind) {
+  const std::vector<float> in = in_t.contiguous().to_vector<float>(), out = out_t.contiguous().to_vector<float>();
+  const size_t hw = in.size() / 3;
+  double mean = 0;
+  for (size_t i = 0; i < hw; ++i) mean += luma(in[i], in[hw + i], in[2 * hw + i]);
+  mean /= static_cast<double>(hw);
+  double best_lever = 0, f = 0;
+  for (size_t i = 0; i < hw; ++i)
+    for (size_t c = 0; c < 3; ++c) {
+      const size_t k = c * hw + i;
+      const double ref = kind == Jitter::Brightness ? 0.0 : kind == Jitter::Contrast ? mean : luma(in[i], in[hw + i], in[2 * hw + i]);
+      const double lever = std::abs(in[k] - ref);
+      if (out[k] > 0.001f && out[k] < 0.999f && lever > best_lever) {
+        best_lever = lever;
+        f = (out[k] - ref) / (in[k] - ref);
+      }
+    }
+  REQUIRE(best_lever > 0.1);
+  return f;
+}
+}  // namespace
+
+TEST_CASE("augment: colour jitter follows its definition (brightness, contrast, saturation, clamp)") {
+  Sample s = colour_sample(19, 23);
+  const std::vector<float> in = s.image.to_vector<float>();
+  const size_t hw = in.size() / 3;
+  // Identity factors change nothing.
+  CHECK(max_diff(color_jitter(s.image, 1, 1, 1), std::vector<double>(in.begin(), in.end())) < 1e-6);
+  // Brightness alone scales every value by the factor, clamped at 1.
+  {
+    Tensor j = color_jitter(s.image, 1.3, 1, 1);
+    std::vector<double> want(in.size());
+    for (size_t k = 0; k < in.size(); ++k) want[k] = std::min(1.0, 1.3 * in[k]);
+    CHECK(max_diff(j, want) < 1e-5);
+    for (size_t k = 0; k < in.size(); ++k) want[k] = 0.6 * in[k];
+    CHECK(max_diff(color_jitter(s.image, 0.6, 1, 1), want) < 1e-5);
+  }
+  // Contrast alone keeps the mean luma and scales each value's distance from it.
+  {
+    double mean = 0;
+    for (size_t i = 0; i < hw; ++i) mean += luma(in[i], in[hw + i], in[2 * hw + i]);
+    mean /= static_cast<double>(hw);
+    std::vector<double> want(in.size());
+    for (size_t k = 0; k < in.size(); ++k) want[k] = mean + 0.5 * (in[k] - mean);
+    CHECK(max_diff(color_jitter(s.image, 1, 0.5, 1), want) < 1e-5);
+    CHECK(max_diff(color_jitter(s.image, 1, 0, 1), std::vector<double>(in.size(), mean)) < 1e-6);   // contrast 0: mean gray
+  }
+  // Saturation 0 turns every pixel into its own luma; 2 doubles each channel's distance from it.
+  {
+    std::vector<double> gray(in.size()), vivid(in.size());
+    for (size_t i = 0; i < hw; ++i) {
+      const double g = luma(in[i], in[hw + i], in[2 * hw + i]);
+      for (size_t c = 0; c < 3; ++c) {
+        gray[c * hw + i] = g;
+        vivid[c * hw + i] = std::clamp(g + 2.0 * (in[c * hw + i] - g), 0.0, 1.0);
+      }
+    }
+    CHECK(max_diff(color_jitter(s.image, 1, 1, 0), gray) < 1e-5);
+    CHECK(max_diff(color_jitter(s.image, 1, 1, 2), vivid) < 1e-5);
+  }
+  // All three at once, in the documented order, with clamping at both ends.
+  for (const auto& f : {std::array<double, 3>{1.25, 1.4, 0.7}, std::array<double, 3>{0.7, 1.3, 1.6}, std::array<double, 3>{1.1, 0.6, 1.3}}) {
+    CAPTURE(f[0]);
+    CAPTURE(f[1]);
+    CAPTURE(f[2]);
+    CHECK(max_diff(color_jitter(s.image, f[0], f[1], f[2]), jitter_by_definition(s.image, f[0], f[1], f[2])) < 1e-5);
+  }
+  // The input is not modified.
+  CHECK(s.image.to_vector<float>() == in);
+}
+
+TEST_CASE("augment: jitter factors are drawn from [1-x, 1+x] per sample, labels untouched") {
+  Sample s = colour_sample(19, 23);
+  const std::vector<int64_t> labels = s.label.to_vector<int64_t>();
+  AugmentConfig none;
+  none.brightness = none.contrast = none.saturation = 0;
+  CHECK(augment_sample(s, none, 5, 0, 0).image.to_vector<float>() == s.image.to_vector<float>());   // zero ranges: identity
+  const double x[3] = {0.3, 0.4, 0.5};
+  const Jitter kinds[3] = {Jitter::Brightness, Jitter::Contrast, Jitter::Saturation};
+  double lo[3] = {9, 9, 9}, hi[3] = {0, 0, 0};
+  std::set<long> distinct;
+  for (uint64_t idx = 0; idx < 40; ++idx) {
+    CAPTURE(idx);
+    double f[3];
+    for (int k = 0; k < 3; ++k) {
+      AugmentConfig one;
+      (k == 0 ? one.brightness : k == 1 ? one.contrast : one.saturation) = x[k];
+      const Sample a = augment_sample(s, one, 5, 1, idx);
+      CHECK(a.label.to_vector<int64_t>() == labels);
+      f[k] = factor_applied(s.image, a.image, kinds[k]);
+      CHECK(f[k] >= 1 - x[k] - 1e-6);
+      CHECK(f[k] <= 1 + x[k] + 1e-6);
+      lo[k] = std::min(lo[k], f[k]);
+      hi[k] = std::max(hi[k], f[k]);
+      // the whole image is that one jitter with that factor
+      const double bf = k == 0 ? f[k] : 1, cf = k == 1 ? f[k] : 1, sf = k == 2 ? f[k] : 1;
+      CHECK(max_diff(a.image, jitter_by_definition(s.image, bf, cf, sf)) < 1e-5);
+      distinct.insert(std::lround(f[k] * 1e6));
+    }
+    // With all three on, each factor is the one drawn when it was on alone (draws do not depend
+    // on which steps are enabled), applied in the documented order.
+    AugmentConfig all;
+    all.brightness = x[0];
+    all.contrast = x[1];
+    all.saturation = x[2];
+    const Sample a = augment_sample(s, all, 5, 1, idx);
+    CHECK(a.label.to_vector<int64_t>() == labels);
+    CHECK(max_diff(a.image, jitter_by_definition(s.image, f[0], f[1], f[2])) < 1e-5);
+  }
+  // The draws cover the range: over 40 samples each factor went below 1 - x/2 and above 1 + x/2.
+  for (int k = 0; k < 3; ++k) {
+    CAPTURE(k);
+    CHECK(lo[k] < 1 - x[k] / 2);
+    CHECK(hi[k] > 1 + x[k] / 2);
+  }
+  CHECK(distinct.size() >= 110);   // 120 factors, practically all different
 }
 
 TEST_CASE("augment: the reference preset resizes and flips only when training") {

@@ -12,6 +12,7 @@
 #include "data/folder_dataset.h"
 #include "data/image_io.h"
 #include "data_test_util.h"
+#include "support/skip.h"
 
 using namespace moeseg;
 using namespace moeseg::data;
@@ -99,11 +100,11 @@ TEST_CASE("camvid: /SegNet/CamVid/ paths, void -> ignore, dusk/day domains, sequ
   CHECK(contains(error_of([&] { CamVidDataset d(o); }), "no samples"));
 }
 
-TEST_CASE("camvid: real data (skipped when absent)") {
+TEST_CASE("camvid: real data (skipped, visibly, when absent)") {
   const char* env = std::getenv("MOESEG_CAMVID_ROOT");
   const std::string root = env ? env : std::string(MOESEG_FIXTURE_DIR) + "/../../../shared/data/camvid";
   if (!std::filesystem::exists(std::filesystem::path(root) / "train.txt")) {
-    MESSAGE("CamVid real-data test skipped: no dataset at " << root);
+    moeseg::testing::skip("CamVid real data absent: no " + root + "/train.txt (set MOESEG_CAMVID_ROOT)");
     return;
   }
   CamVidOptions o;
@@ -130,5 +131,26 @@ TEST_CASE("camvid: real data (skipped when absent)") {
     CHECK(hist.size() >= 5);
   }
   CHECK(dusk.get(0).domain == "dusk");
+  // A sample is its files: the image divided by 255, the label's class indices with 11
+  // (Unlabelled) as ignore, read here straight from the PNGs the list file names.
+  for (size_t i : {size_t{0}, size_t{61}}) {
+    const Sample s = dusk.get(i);
+    CAPTURE(s.id);
+    CHECK(s.id.rfind("0001TP_", 0) == 0);
+    const Image im = read_image(root + "/train/" + s.id + ".png", 3), lb = read_image(root + "/trainannot/" + s.id + ".png", 0);
+    REQUIRE(lb.channels == 1);
+    REQUIRE(im.height == 360);
+    REQUIRE(im.width == 480);
+    CHECK(s.image.to_vector<float>() == image_to_tensor(im).to_vector<float>());
+    const std::vector<int64_t> got = s.label.to_vector<int64_t>();
+    REQUIRE(got.size() == lb.pixels.size());
+    size_t wrong = 0, ignored = 0;
+    for (size_t p = 0; p < got.size(); ++p) {
+      wrong += got[p] != (lb.pixels[p] == 11 ? 255 : lb.pixels[p]);
+      ignored += got[p] == 255;
+    }
+    CHECK(wrong == 0);
+    CHECK(ignored < got.size() / 4);   // void is a small part of a CamVid frame
+  }
   MESSAGE("CamVid real data at " << root << ": train 367 (dusk 62), val 101 loaded");
 }

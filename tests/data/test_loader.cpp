@@ -43,6 +43,22 @@ class CountingDataset : public Dataset {
   size_t fail_at_;
 };
 
+// Waiting for a background thread: poll with a deadline far beyond what any machine needs, so a
+// loaded one never fails a correct loader; a condition that never comes true still fails.
+constexpr double kDeadlineSeconds = 30;
+template <typename Cond>
+bool eventually(Cond&& cond) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(kDeadlineSeconds);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+// A pause that gives a wrong loader time to do what it must not (run past its bound); a right
+// one passes whatever the pause, so its length is no timing assumption.
+void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(300)); }
+
 std::vector<Batch> run_epoch(DataLoader& dl, uint64_t epoch) {
   std::vector<Batch> out;
   dl.start_epoch(epoch);
@@ -127,18 +143,54 @@ TEST_CASE("loader: the same seed gives the same batches for 0, 1 and 3 workers")
 }
 
 TEST_CASE("loader: prefetch bounds how far workers run ahead") {
+  // Batch size 1, so calls = batches prepared. The workers must prepare exactly `prefetch`
+  // batches ahead of the consumer and then wait: polled with a generous deadline (a loaded
+  // machine may start the threads late), then held for a while to give an unbounded loader the
+  // chance to overshoot. A correct loader can never exceed the bound, however slow the machine.
   auto ds = std::make_shared<CountingDataset>(40);
   LoaderOptions o;
   o.num_workers = 3;
   o.prefetch = 2;
   DataLoader dl(ds, o);
   dl.start_epoch(0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  CHECK(ds->calls.load() == 2);   // batch size 1: two batches prepared, then the workers wait
+  REQUIRE_MESSAGE(eventually([&] { return ds->calls.load() >= 2; }), "the workers prepared " << ds->calls.load() << " batches in "
+                                                                           << kDeadlineSeconds << " s (2 expected: no prefetch?)");
+  settle();
+  CHECK(ds->calls.load() == 2);   // two batches prepared, then the workers wait
   Batch b;
   REQUIRE(dl.next(b));
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));
-  CHECK(ds->calls.load() == 3);
+  CHECK(b.ids == std::vector<std::string>{"s0"});
+  REQUIRE(eventually([&] { return ds->calls.load() >= 3; }));
+  settle();
+  CHECK(ds->calls.load() == 3);   // one consumed, one more prepared
+  // The rest of the epoch, in order, each sample loaded exactly once.
+  size_t k = 1;
+  while (dl.next(b)) CHECK(b.ids.front() == "s" + std::to_string(k++));
+  CHECK(k == 40);
+  CHECK(ds->calls.load() == 40);
+}
+
+TEST_CASE("loader: the default prefetch is 2 * num_workers, and 0 workers load on next() only") {
+  auto ds = std::make_shared<CountingDataset>(30);
+  LoaderOptions o;
+  o.num_workers = 2;   // prefetch 0: 4 batches ahead
+  {
+    DataLoader dl(ds, o);
+    dl.start_epoch(0);
+    REQUIRE(eventually([&] { return ds->calls.load() >= 4; }));
+    settle();
+    CHECK(ds->calls.load() == 4);
+  }
+  ds->calls = 0;
+  o.num_workers = 0;
+  DataLoader dl(ds, o);
+  dl.start_epoch(0);
+  settle();
+  CHECK(ds->calls.load() == 0);   // no thread runs ahead
+  Batch b;
+  REQUIRE(dl.next(b));
+  CHECK(ds->calls.load() == 1);
+  CHECK(b.ids == std::vector<std::string>{"s0"});
 }
 
 TEST_CASE("loader: a failing sample is rethrown for its batch, naming it") {
@@ -157,8 +209,11 @@ TEST_CASE("loader: a failing sample is rethrown for its batch, naming it") {
 }
 
 TEST_CASE("loader: destroying it mid-epoch stops the workers promptly") {
+  // 1000 slow samples: a loader that let its workers run on would load hundreds. Stopping waits
+  // only for the batches in flight, so per epoch at most (consumed + prefetch) batches are ever
+  // claimed: here 1 + 4 batches of 2 samples in each of the two epochs. No wall-clock bound (a
+  // loaded machine may be slow); a stop that never wakes the workers hangs and fails by timeout.
   auto ds = std::make_shared<CountingDataset>(1000, 20);
-  auto t0 = std::chrono::steady_clock::now();
   {
     LoaderOptions o;
     o.batch_size = 2;
@@ -168,12 +223,16 @@ TEST_CASE("loader: destroying it mid-epoch stops the workers promptly") {
     dl.start_epoch(0);
     Batch b;
     REQUIRE(dl.next(b));
+    CHECK(b.ids == std::vector<std::string>{"s0", "s1"});
     dl.start_epoch(1);   // restarting mid-epoch is a stop + start as well
     REQUIRE(dl.next(b));
+    CHECK(b.ids == std::vector<std::string>{"s0", "s1"});
   }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  CHECK(s < 1.0);
-  CHECK(ds->calls.load() < 40);
+  const int after = ds->calls.load();
+  CHECK(after >= 4);
+  CHECK(after <= 2 * (1 + 4) * 2);
+  settle();
+  CHECK(ds->calls.load() == after);   // the workers were joined: nothing loads any more
 }
 
 TEST_CASE("loader: samples of different sizes in one batch are an error naming them") {

@@ -1,13 +1,9 @@
 // The synthetic scene generator: determinism (bytes, across thread counts), the A2D2 tree it
-// writes loads with the A2D2 loader, the task is not a colour lookup, the domains differ, and the
-// throughput at 240x320 (printed, not asserted).
+// writes loads with the A2D2 loader, the task is not a colour lookup, the domains differ. Its
+// throughput is measured by `moeseg bench synthetic` (bench/synthetic_bench.cpp), not here.
 #include <doctest/doctest.h>
 
-#include <omp.h>
-
 #include <array>
-#include <chrono>
-#include <ctime>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -234,30 +230,4 @@ TEST_CASE("synthetic: every label pixel is an A2D2 class colour of its class, in
     CHECK(wrong_class == 0);
     if (d != SceneDomain::Highway) CHECK(riders > 0);   // pedestrians (and riders) were drawn
   }
-}
-
-TEST_CASE("synthetic: throughput at 240x320 (printed, not asserted)") {
-  TempDir tmp("synth_speed");
-  SynthOptions o;
-  o.out = tmp.str();
-  o.seed = 1;
-  o.train = 40;
-  o.val = 10;
-  o.test = 10;
-  o.ambiguous_test = 20;
-  // CPU time as well as wall time: on a shared, loaded machine wall time understates the speed.
-  const std::clock_t c0 = std::clock();
-  SynthReport r = generate_synthetic_a2d2(o);
-  const double cpu = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
-  MESSAGE("synthetic generator: " << r.images << " images 240x320 written in " << r.seconds << " s = "
-          << r.images_per_second() << " images/s wall with " << omp_get_max_threads() << " threads (render + PNG + write); "
-          << 1000.0 * cpu / r.images << " ms CPU per image = " << r.images / cpu * omp_get_max_threads()
-          << " images/s on " << omp_get_max_threads() << " idle cores");
-  auto t0 = std::chrono::steady_clock::now();
-  const int n = 40;
-#pragma omp parallel for schedule(dynamic)
-  for (int i = 0; i < n; ++i) render_scene(static_cast<SceneDomain>(i % 3), 1, 0, static_cast<uint32_t>(i), 240, 320);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  MESSAGE("synthetic renderer alone: " << n / s << " images/s");
-  CHECK(r.images == 140);
 }

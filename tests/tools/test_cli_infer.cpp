@@ -67,8 +67,24 @@ TEST_CASE("moeseg infer reproduces PyTorch's MoE logits and gate weights") {
   TensorFile y = load_safetensors((d / "y.safetensors").string());
   CHECK(testing::max_relative_error(y.get("logits"), gate.get("logits")) <= 1e-4);
   CHECK(testing::max_relative_error(y.get("gate"), gate.get("gate")) <= 1e-4);
-  CHECK(y.has("expert1_logits"));
-  CHECK(y.has("expert2_logits"));
+  // The experts' logits it writes are the ones combined: torch's MoE logits are the
+  // gate-weighted sum of them (simple gate, no final conv).
+  REQUIRE(y.has("expert1_logits"));
+  REQUIRE(y.has("expert2_logits"));
+  const Tensor e1 = y.get("expert1_logits").to(DType::Float64).contiguous(), e2 = y.get("expert2_logits").to(DType::Float64).contiguous();
+  const Tensor w = gate.get("gate").to(DType::Float64).contiguous();   // [B, 1, 2]
+  REQUIRE(e1.dim() == 4);
+  REQUIRE(e1.sizes() == e2.sizes());
+  REQUIRE(w.shape() == Shape{e1.size(0), 1, 2});
+  const int64_t B = e1.size(0), per = e1.numel() / B;
+  std::vector<double> sum(static_cast<size_t>(e1.numel()));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t k = 0; k < per; ++k)
+      sum[static_cast<size_t>(b * per + k)] = w.data<double>()[2 * b] * e1.data<double>()[b * per + k] +
+                                              w.data<double>()[2 * b + 1] * e2.data<double>()[b * per + k];
+  CHECK(testing::max_relative_error(Tensor::from_vector(sum, e1.sizes()), gate.get("logits")) <= 1e-4);
+  // ... and not an expert's logits alone
+  CHECK(testing::max_relative_error(e1, gate.get("logits")) > 1e-2);
   fs::remove_all(d);
 }
 
@@ -80,9 +96,12 @@ TEST_CASE("moeseg infer fails with one clear line on a missing weights file") {
                     " --out " + (d / "y.safetensors").string() + " 2> " + (d / "err.txt").string() + " > /dev/null";
   CHECK(std::system(cmd.c_str()) != 0);
   std::ifstream err((d / "err.txt").string());
-  std::string line;
+  std::string line, rest;
   std::getline(err, line);
   CHECK(line.find("missing.safetensors") != std::string::npos);
+  int more = 0;
+  while (std::getline(err, rest)) more += !rest.empty();
+  CHECK(more == 0);   // one line, no stack of messages
   CHECK(!fs::exists(d / "y.safetensors"));
   fs::remove_all(d);
 }

@@ -2,7 +2,9 @@
 // weights saved as a checkpoint) inside simple and class-wise MoEs, on tiny synthetic scenes
 // (dataset mode, with ground truth) and on a PNG file (no ground truth). Checks the files, their
 // sizes, that the colourised prediction is the palette colour of the argmax class, the overlay
-// blend, the disagreement colours, and the one-line errors for a missing image or checkpoint.
+// blend (written out from its definition, at two --alpha values), the disagreement map and gate
+// bar against the MoE's own outputs in this process, the printed weights and percentages, and
+// the one-line errors for a missing image or checkpoint.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -28,7 +31,6 @@
 #include "models/moe.h"
 #include "models/registry.h"
 #include "training/experiment_config.h"
-#include "training/prediction_images.h"
 #include "training/trainer.h"
 #include "tests/support/temp_dir.h"
 
@@ -147,6 +149,55 @@ void check_palette_of_argmax(const data::Image& pred, const Tensor& logits) {
   CHECK(classes.size() >= 2);   // else the palette check would test one colour only
 }
 
+// The overlay by its definition (cmd_predict --alpha, data/label_colours.h): per value
+// round((1 - alpha) * image + alpha * prediction), halves up. alpha = q/4 exactly, so this is
+// integer arithmetic: (4 - q) * image + q * prediction over 4, rounded.
+std::vector<uint8_t> overlay_by_definition(const data::Image& image, const data::Image& pred, int quarters) {
+  REQUIRE(image.pixels.size() == pred.pixels.size());
+  std::vector<uint8_t> out(image.pixels.size());
+  for (size_t k = 0; k < out.size(); ++k)
+    out[k] = static_cast<uint8_t>(((4 - quarters) * image.pixels[k] + quarters * pred.pixels[k] + 2) / 4);
+  return out;
+}
+
+// argmax over classes of logits [C, H, W] at pixel p, and whether it is clear of a tie (1e-4).
+int64_t argmax_at(const Tensor& logits, int64_t p, bool& clear) {
+  const int64_t C = logits.size(0), HW = logits.size(1) * logits.size(2);
+  const float* l = logits.data<float>();
+  int64_t best = 0;
+  for (int64_t c = 1; c < C; ++c)
+    if (l[c * HW + p] > l[best * HW + p]) best = c;
+  for (int64_t c = 0; c < C; ++c)
+    if (c != best && l[best * HW + p] - l[c * HW + p] <= 1e-4f) clear = false;
+  return best;
+}
+
+// The MoE's combined logits, gate weights and expert logits on `image` [3, H, W], in this process.
+struct MoEResult {
+  Tensor logits, gate;
+  std::vector<Tensor> experts;
+};
+MoEResult moe_of(const Setup& s, const Tensor& image) {
+  auto m = build_experiment_model(s.cfg);
+  load_checkpoint(*m, s.checkpoint);
+  m->eval();
+  auto* moe = dynamic_cast<MoE*>(m.get());
+  REQUIRE(moe != nullptr);
+  NoGradGuard ng;
+  MoEOutput o = moe->forward_moe(image.unsqueeze(0).contiguous());
+  MoEResult r{o.logits.select(0, 0).contiguous(), o.gate.select(0, 0).to(DType::Float32).contiguous(), {}};
+  for (const Tensor& e : o.expert_logits) r.experts.push_back(e.select(0, 0).contiguous());
+  return r;
+}
+
+// The line `moeseg predict` printed for dataset image #i.
+std::string printed_line(const std::string& printed, size_t i) {
+  std::istringstream in(printed);
+  for (std::string line; std::getline(in, line);)
+    if (line.find(" #" + std::to_string(i) + " -> ") != std::string::npos) return line;
+  return "";
+}
+
 }  // namespace
 
 TEST_CASE("moeseg predict: simple-gate MoE on dataset images writes prediction, overlay, truth, gate, disagreement") {
@@ -173,21 +224,54 @@ TEST_CASE("moeseg predict: simple-gate MoE on dataset images writes prediction, 
     const data::Sample sample = ds->get(i);
     CHECK(data::tensor_to_image(sample.image).pixels == image.pixels);
     check_palette_of_argmax(pred, logits_of(s, sample.image));
-    // The overlay is the 50% blend of image and prediction.
-    CHECK(overlay.pixels == data::blend_images(image, pred, 0.5).pixels);
-    // Disagreement colours are the four categories' colours (no ignore pixels in synthetic scenes).
-    const std::array<uint8_t, 3> allowed[4] = {{128, 128, 128}, expert_colour(0), expert_colour(1), {220, 0, 0}};
-    int64_t other = 0;
-    for (size_t p = 0; p < dis.pixels.size(); p += 3) {
-      bool ok = false;
-      for (auto& a : allowed) ok = ok || (dis.pixels[p] == a[0] && dis.pixels[p + 1] == a[1] && dis.pixels[p + 2] == a[2]);
-      other += !ok;
+    // The overlay is the 50% blend of image and prediction (the default --alpha).
+    CHECK(overlay.pixels == overlay_by_definition(image, pred, 2));
+    CHECK(overlay.pixels != image.pixels);
+    // Disagreement: each pixel has the colour of its category (grey perfect, orange follows
+    // expert 1, sky blue follows expert 2, red critical; prediction_images.h), computed here from
+    // the experts' and the MoE's argmax in this process; pixels where any argmax is a near-tie
+    // are not judged. No ignore pixels in synthetic scenes.
+    const MoEResult r = moe_of(s, sample.image);
+    REQUIRE(r.experts.size() == 2);
+    const std::array<uint8_t, 3> colour_of[4] = {{128, 128, 128}, {230, 159, 0}, {86, 180, 233}, {220, 0, 0}};
+    int64_t clear = 0, wrong = 0, count[4] = {0, 0, 0, 0};
+    for (int64_t p = 0; p < 32 * 32; ++p) {
+      bool ok = true;
+      const int64_t m = argmax_at(r.logits, p, ok), e1 = argmax_at(r.experts[0], p, ok), e2 = argmax_at(r.experts[1], p, ok);
+      const int k = m == e1 && m == e2 ? 0 : m == e1 ? 1 : m == e2 ? 2 : 3;
+      ++count[k];
+      if (!ok) continue;
+      ++clear;
+      const uint8_t* got = dis.pixels.data() + 3 * p;
+      wrong += got[0] != colour_of[k][0] || got[1] != colour_of[k][1] || got[2] != colour_of[k][2];
     }
-    CHECK(other == 0);
+    CHECK(wrong == 0);
+    CHECK(clear > 32 * 32 / 2);
+    CHECK(count[0] < 32 * 32);   // the experts disagree somewhere, else one colour is tested only
+    // The gate bar: expert 1's orange segment is its weight times 256 px, expert 2's the rest.
+    REQUIRE(r.gate.shape() == Shape{1, 2});
+    const float w1 = r.gate.data<float>()[0], w2 = r.gate.data<float>()[1];
+    int orange = 0, blue = 0;
+    for (int x = 0; x < 256; ++x) {
+      const uint8_t* g = gate.at(12, x);
+      orange += g[0] == 230 && g[1] == 159 && g[2] == 0;
+      blue += g[0] == 86 && g[1] == 180 && g[2] == 233;
+    }
+    CHECK(std::abs(orange - 256.0 * w1) <= 1.0);
+    CHECK(orange + blue == 256);
+    // The printed line: the gate weights and the category percentages of this image.
+    const std::string line = printed_line(slurp(out.str("out.txt")), i);
+    CAPTURE(line);
+    const size_t at = line.find("  gate ");
+    REQUIRE(at != std::string::npos);
+    double pw1 = -1, pw2 = -1, pct[4] = {-1, -1, -1, -1};
+    REQUIRE(std::sscanf(line.c_str() + at, "  gate %lf %lf  perfect %lf%% follows 1 %lf%% follows 2 %lf%% critical %lf%%", &pw1,
+                        &pw2, &pct[0], &pct[1], &pct[2], &pct[3]) == 6);
+    CHECK(std::abs(pw1 - w1) <= 0.0006);
+    CHECK(std::abs(pw2 - w2) <= 0.0006);
+    const double tie_pct = 100.0 * static_cast<double>(32 * 32 - clear) / (32 * 32);
+    for (int k = 0; k < 4; ++k) CHECK(std::abs(pct[k] - 100.0 * static_cast<double>(count[k]) / (32 * 32)) <= tie_pct + 0.051);
   }
-  const std::string printed = slurp(out.str("out.txt"));
-  CHECK(printed.find("gate ") != std::string::npos);
-  CHECK(printed.find("critical") != std::string::npos);
 }
 
 TEST_CASE("moeseg predict: class-wise MoE on an image file: one gate row per class, no truth") {
@@ -195,7 +279,8 @@ TEST_CASE("moeseg predict: class-wise MoE on an image file: one gate row per cla
   Tmp out("classwise");
   // A 40x48 camera image: resized to the config's 32x32 like evaluation inputs.
   data::write_png(out.str("scene.png"), data::render_scene(data::SceneDomain::Urban, 3, 0, 1, 40, 48).rgb);
-  REQUIRE(predict(out, s.config + " " + out.str("scene.png") + " --checkpoint " + s.checkpoint + " --out " + out.str("png")) == 0);
+  REQUIRE(predict(out, s.config + " " + out.str("scene.png") + " --checkpoint " + s.checkpoint + " --out " + out.str("png") +
+                            " --alpha 0.25") == 0);
   for (const char* kind : {"_image", "_pred", "_overlay", "_gate", "_disagreement"})
     CHECK(fs::exists(out.str("png/scene") + kind + ".png"));
   CHECK(!fs::exists(out.str("png/scene_truth.png")));
@@ -217,6 +302,12 @@ TEST_CASE("moeseg predict: class-wise MoE on an image file: one gate row per cla
   in.image = data::image_to_tensor(data::read_image(out.str("scene.png"), 3));
   in.label = Tensor::full({40, 48}, 255, DType::Int64);
   check_palette_of_argmax(pred, logits_of(s, data::resize_sample(in, 32, 32).image));
+  // --alpha 0.25: the overlay is a quarter prediction, three quarters image.
+  const data::Image image = data::read_image(out.str("png/scene_image.png"), 3),
+                    overlay = data::read_image(out.str("png/scene_overlay.png"), 3);
+  CHECK(image.pixels == data::tensor_to_image(data::resize_sample(in, 32, 32).image).pixels);
+  CHECK(overlay.pixels == overlay_by_definition(image, pred, 1));
+  CHECK(overlay.pixels != overlay_by_definition(image, pred, 2));
   CHECK(slurp(out.str("out.txt")).find("no ground truth") != std::string::npos);
 }
 
