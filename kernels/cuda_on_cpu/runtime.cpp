@@ -345,7 +345,9 @@ bool end_of_block(Launch& L) {
     W.exited |= bit;
     if (W.cur_mask & bit) {
       const std::string msg = where() + " returned from the kernel while lanes " + lanes_str(W.arrived) +
-                              " wait for it in " + W.cur_what + " with mask " + hex(W.cur_mask);
+                              " wait for it in " + W.cur_what + " with mask " + hex(W.cur_mask) +
+                              ", which names lane " + std::to_string(tl.lane) +
+                              ": lanes named in a mask must all call the same primitive with the same mask";
       lk.unlock();
       fail(L, msg);
       return false;

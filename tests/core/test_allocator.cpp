@@ -1,10 +1,13 @@
-// The caching allocator reuses freed blocks and tracks peak memory; the device probe falls back
-// to the CPU with a notice instead of failing when CUDA is not usable.
+// The caching allocator reuses freed blocks (on the CPU and on a CUDA device) and tracks peak
+// memory; the device probe falls back to the CPU instead of failing when CUDA is not usable, and
+// gives the emulated device or the GPU when there is one.
 #include <doctest/doctest.h>
 
 #include "core/allocator.h"
+#include "core/cuda_emulation.h"
 #include "core/device_probe.h"
 #include "core/tensor.h"
+#include "support/skip.h"
 
 using namespace moeseg;
 
@@ -35,10 +38,46 @@ TEST_CASE("size classes bound the waste") {
   }
 }
 
-TEST_CASE("asking for CUDA without a usable GPU runs on the CPU") {
-  if (cuda_usable()) return;   // a machine with a GPU: nothing to check here
-  Device d = resolve_device("cuda");
-  CHECK(d.is_cpu());
+// One branch per kind of machine; each says what "cuda" must resolve to there. (The notices on
+// stderr are checked in test_cuda_backend.cpp and tests/device/.)
+TEST_CASE("resolve_device: cuda is the GPU when usable, the emulated device when emulated, else the CPU") {
+  const Device cuda{DeviceType::CUDA, 0};
   CHECK(resolve_device("cpu").is_cpu());
   CHECK_THROWS_AS(resolve_device("tpu"), Error);
+  const Device d = resolve_device("cuda");
+  if (cuda_emulated()) {
+    CHECK_FALSE(cuda_usable());   // never emulated in front of a GPU
+    CHECK(device_available(DeviceType::CUDA));
+    CHECK(d == cuda);
+  } else if (cuda_usable()) {
+    CHECK(built_with_cuda());
+    CHECK(device_available(DeviceType::CUDA));
+    CHECK(d == cuda);
+    CHECK(resolve_device("cuda:0") == cuda);
+  } else {
+    CHECK_FALSE(device_available(DeviceType::CUDA));
+    CHECK(d.is_cpu());
+    CHECK(resolve_device("cuda:1").is_cpu());
+  }
+}
+
+// The device allocator caches like the CPU's: on the emulated device or a GPU.
+TEST_CASE("the CUDA allocator reuses freed device blocks") {
+  if (!device_available(DeviceType::CUDA)) {
+    moeseg::testing::skip("no CUDA device (no usable GPU and MOESEG_CUDA_EMULATE unset)");
+    return;
+  }
+  const Device cuda{DeviceType::CUDA, 0};
+  auto& alloc = allocator_for(cuda);
+  CHECK(&alloc != &allocator_for(Device{}));
+  void* first;
+  {
+    Tensor a = Tensor::empty({1000, 37}, DType::Float32, cuda);
+    first = a.raw_data();
+  }
+  const size_t raw_before = alloc.stats().raw_allocs;
+  Tensor b = Tensor::empty({1000, 37}, DType::Float32, cuda);
+  CHECK(b.raw_data() == first);
+  CHECK(alloc.stats().raw_allocs == raw_before);
+  CHECK(alloc.stats().allocated_bytes >= size_t(1000) * 37 * 4);
 }

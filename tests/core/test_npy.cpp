@@ -11,15 +11,17 @@
 #include <string>
 
 #include "core/npy.h"
+#include "support/temp_dir.h"
 
 using namespace moeseg;
 
 namespace {
 
+// A folder of this process's own (removed at exit): test processes of other builds or a parallel
+// ctest writing the same file names never race.
 std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / "moeseg_test_npy";
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  static const moeseg::testing::TempDir dir("npy");
+  return dir.str(name);
 }
 
 void write_bytes(const std::string& path, const std::string& bytes) {
@@ -142,7 +144,7 @@ TEST_CASE("npy: errors name the file and the problem") {
     const std::string p = temp_path(c.file);
     write_bytes(p, c.bytes);
     const std::string msg = error_of(p);
-    INFO(c.file, ": ", msg);
+    INFO(std::string(c.file), ": ", msg);   // (doctest prints a const char* as a pointer)
     CHECK(msg.find(p) != std::string::npos);
     CHECK(msg.find(c.needle) != std::string::npos);
   }

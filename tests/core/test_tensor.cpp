@@ -1,9 +1,16 @@
-// Tensor core: views share storage, strides, contiguous copies, dtype conversion, errors.
+// Tensor core: views share storage, strides, contiguous copies, dtype conversion, errors, and
+// Tensor::to(cuda) on each kind of machine (no CUDA device, the emulated one, a GPU).
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
 
+#include "core/allocator.h"
 #include "core/autograd.h"
+#include "core/cuda_emulation.h"
+#include "core/device_probe.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
@@ -60,7 +67,41 @@ TEST_CASE("bad input names the op and the shapes") {
   }
   CHECK_THROWS_AS(add(a, Tensor::zeros({2, 3}, DType::Float64)), Error);
   CHECK_THROWS_AS(mean(Tensor::zeros({0})), Error);
-  CHECK_THROWS_AS(Tensor::zeros({2}).to(Device{DeviceType::CUDA, 0}), Error);
+}
+
+// Three kinds of machine: no CUDA device (a CPU build, or a CUDA build without a usable GPU, and
+// MOESEG_CUDA_EMULATE unset), the emulated device (MOESEG_CUDA_EMULATE=1), a GPU.
+TEST_CASE("to(cuda) throws a clear Error without a CUDA device and round-trips every value with one") {
+  const Device cuda{DeviceType::CUDA, 0};
+  // Odd size, signed zeros, a subnormal and huge values: a copy that converts or drops bytes shows.
+  const std::vector<float> v = {1.5f, -2.25f, 0.f, -0.f, 1e-40f, 3e38f, -7.125f};
+  const Tensor h = Tensor::from_vector(v, {7});
+  if (!device_available(DeviceType::CUDA)) {
+    CHECK_FALSE(cuda_emulated());
+    CHECK_FALSE(cuda_usable());
+    moeseg::testing::expect_error([&] { h.to(cuda); }, std::vector<std::string>{"cuda:0", "not available"});
+    moeseg::testing::expect_error([&] { Tensor::zeros({2}, DType::Float32, cuda); },
+                                  std::vector<std::string>{"cuda:0", "not available"});
+    return;
+  }
+  MESSAGE("CUDA device: " << std::string(cuda_emulated() ? "emulated" : "GPU"));
+  const Tensor d = h.to(cuda);
+  CHECK(d.device() == cuda);
+  CHECK(d.sizes() == h.sizes());
+  CHECK(d.dtype() == DType::Float32);
+  CHECK(d.raw_data() != h.raw_data());
+  const Tensor back = d.to(Device{});
+  CHECK(back.device().is_cpu());
+  const auto got = back.to_vector<float>();
+  REQUIRE(got.size() == v.size());
+  CHECK(std::memcmp(got.data(), v.data(), v.size() * sizeof(float)) == 0);   // bitwise: -0 stays -0
+  // A permuted float64 view goes over contiguous, in the view's order; int64 keeps all 64 bits.
+  const Tensor p = Tensor::arange(24, DType::Float64).view({2, 3, 4}).permute({2, 0, 1});
+  const Tensor pd = p.to(cuda);
+  CHECK(pd.sizes() == Shape{4, 2, 3});
+  CHECK(pd.to(Device{}).to_vector<double>() == p.contiguous().to_vector<double>());
+  const std::vector<int64_t> iv = {-(int64_t(1) << 40) - 3, 5, int64_t(1) << 62};
+  CHECK(Tensor::from_vector(iv, {3}).to(cuda).to(Device{}).to_vector<int64_t>() == iv);
 }
 
 TEST_CASE("philox generator is deterministic and advances") {

@@ -33,33 +33,6 @@ std::vector<float> absv(std::vector<float> v) {
   return v;
 }
 
-// |got - want| <= rel * scale[i] + 1e-6 for every element; prints the worst one on failure.
-bool expect_close_scaled(const std::string& what, const std::vector<float>& got, const std::vector<float>& want,
-                         const std::vector<float>& scale, double rel) {
-  REQUIRE(got.size() == want.size());
-  REQUIRE(scale.size() == want.size());
-  size_t bad = 0, worst = 0;
-  double worst_ratio = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double err = std::isnan(got[i]) ? INFINITY : std::fabs(double(got[i]) - want[i]);
-    const double tol = rel * scale[i] + 1e-6;
-    const double ratio = err / tol;
-    if (ratio > worst_ratio) {
-      worst_ratio = ratio;
-      worst = i;
-    }
-    if (!(err <= tol)) ++bad;
-  }
-  if (bad) {
-    FAIL_CHECK(what << ": " << bad << " of " << got.size() << " elements out of tolerance (" << rel
-                    << " * sum|terms| + 1e-6); worst [" << worst << "] got " << got[worst] << " want " << want[worst]
-                    << " sum|terms| " << scale[worst] << " (error / tolerance " << worst_ratio << ")");
-    return false;
-  }
-  CHECK(true);
-  return true;
-}
-
 void run_case(const ConvCase& c, uint64_t seed, bool check_determinism = false) {
   CAPTURE(c.n);
   CAPTURE(c.cin);

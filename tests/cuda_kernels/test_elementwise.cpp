@@ -60,7 +60,7 @@ TEST_CASE("add and mul match the CPU") {
 // The kernels use the CPU code's FMAs and scalars; under g++ both compile without contraction,
 // so agreement is to an ulp or two (tolerance 2e-7 relative: values are O(1)).
 template <class MakeOpt, class KernelStep>
-void check_optimizer(const char* what, int n, bool with_buf2, bool with_buf3, MakeOpt make_opt, KernelStep kstep) {
+void check_optimizer(const std::string& what, int n, bool with_buf2, bool with_buf3, MakeOpt make_opt, KernelStep kstep) {
   CAPTURE(what);
   CAPTURE(n);
   const auto p0 = random_vector(size_t(n), 51 + n);
@@ -75,7 +75,7 @@ void check_optimizer(const char* what, int n, bool with_buf2, bool with_buf3, Ma
     dg.upload(g);
     kstep(dp.ptr(), dg.ptr(), b1.ptr(), with_buf2 ? b2.ptr() : nullptr, with_buf3 ? b3.ptr() : nullptr, n, step);
   }
-  expect_close(std::string(what) + " param", dp.download(), tp.to_vector<float>(), 1e-7, 2e-7);
+  expect_close(what + " param", dp.download(), tp.to_vector<float>(), 1e-7, 2e-7);
 }
 
 TEST_CASE("sgd step matches torch rule") {

@@ -42,7 +42,7 @@ coc::StridedLayout contiguous_layout(const Shape& s) {
 
 // Copies a float view of `base` (uploaded whole) into a contiguous device buffer and compares
 // with view.contiguous().
-void check_view_copy(const Tensor& base, const Tensor& view, const char* what) {
+void check_view_copy(const Tensor& base, const Tensor& view, const std::string& what) {
   CAPTURE(what);
   DeviceBuffer<float> src(base.to_vector<float>()), dst(size_t(std::max<int64_t>(view.numel(), 1)));
   coc::strided_copy(dst.ptr(), contiguous_layout(view.sizes()), src.ptr() + view.offset(), layout_of(view), 4);

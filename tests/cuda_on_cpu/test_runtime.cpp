@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -280,6 +281,9 @@ __global__ void overlapping_masks(int* out) {
   const unsigned mask = lane < 8 ? 0x000000ffu : moeseg::dev::kFullWarpMask;
   out[lane] = moeseg::dev::warp_shfl_idx(mask, lane, 0);
 }
+__global__ void mask_without_own_lane(int* out) {
+  out[threadIdx.x] = moeseg::dev::warp_shfl_idx(0x00000001u, static_cast<int>(threadIdx.x), 0);
+}
 __global__ void empty_kernel() {}
 
 std::string launch_error_of(void (*fn)()) {
@@ -290,6 +294,56 @@ std::string launch_error_of(void (*fn)()) {
   }
   return "";
 }
+
+bool matches(const std::string& msg, const std::string& re, std::smatch* m = nullptr) {
+  std::smatch local;
+  return std::regex_search(msg, m ? *m : local, std::regex(re));
+}
+
+// The lanes of a "{a,b,c}" list.
+std::vector<int> lanes_of(const std::string& list) {
+  std::vector<int> v;
+  const std::regex num("[0-9]+");
+  for (std::sregex_iterator it(list.begin(), list.end(), num), end; it != end; ++it) v.push_back(std::stoi(it->str()));
+  return v;
+}
+bool all_in(const std::vector<int>& v, int lo, int hi) {
+  return !v.empty() && std::all_of(v.begin(), v.end(), [&](int l) { return l >= lo && l <= hi; });
+}
+
+// Which of the runtime's reports a mask misuse gave (the order in which the OS runs the lanes
+// decides which one is hit first); 0 when the message is none of them. `what` is the primitive,
+// `mask` the mask of the lanes that wait for others, which own lanes [alo, ahi]; the lanes that
+// never join it are [blo, bhi], and use `other_mask` (or return, when other_mask is empty).
+// Every form names the primitive, the masks and the lanes at fault.
+int mask_report_kind(const std::string& msg, const std::string& kernel, const std::string& what, const std::string& mask,
+                     int alo, int ahi, const std::string& other_mask, int blo, int bhi) {
+  const std::string at = "kernel '" + kernel + "' block \\(0,0,0\\) thread \\([0-9]+,0,0\\) \\(warp 0 lane ([0-9]+)\\) ";
+  const std::string& prim = what;   // (primitive names hold no regex metacharacters)
+  std::smatch m;
+  // A waiting lane's mask names lanes that have already returned.
+  if (matches(msg, at + "called " + prim + " with mask " + mask +
+                       " naming lane\\(s\\) (\\{[0-9,]+\\}) that already returned from the kernel$", &m))
+    return all_in({std::stoi(m[1].str())}, alo, ahi) && all_in(lanes_of(m[2].str()), blo, bhi) ? 1 : 0;
+  // A lane named in the mask returns while the others wait for it.
+  if (matches(msg, at + "returned from the kernel while lanes (\\{[0-9,]+\\}) wait for it in " + prim + " with mask " +
+                       mask + ", which names lane ([0-9]+): lanes named in a mask must all call the same primitive "
+                       "with the same mask$", &m))
+    return all_in({std::stoi(m[1].str())}, blo, bhi) && all_in(lanes_of(m[2].str()), alo, ahi) &&
+                   m[3].str() == m[1].str()
+               ? 2
+               : 0;
+  if (other_mask.empty()) return 0;
+  // The two groups meet in the primitive with overlapping masks, either one first.
+  const std::string tail = ": lanes named in a mask must all call the same primitive with the same mask$";
+  if (matches(msg, at + "called " + prim + " with mask " + other_mask + " while lanes (\\{[0-9,]+\\}) wait in " + prim +
+                       " with mask " + mask + tail, &m))
+    return all_in({std::stoi(m[1].str())}, blo, bhi) && all_in(lanes_of(m[2].str()), alo, ahi) ? 3 : 0;
+  if (matches(msg, at + "called " + prim + " with mask " + mask + " while lanes (\\{[0-9,]+\\}) wait in " + prim +
+                       " with mask " + other_mask + tail, &m))
+    return all_in({std::stoi(m[1].str())}, alo, ahi) && all_in(lanes_of(m[2].str()), blo, bhi) ? 4 : 0;
+  return 0;
+}
 }  // namespace
 
 TEST_CASE("cuda_on_cpu: divergent __syncthreads and exited lanes and deadlock and bad masks are reported") {
@@ -299,24 +353,57 @@ TEST_CASE("cuda_on_cpu: divergent __syncthreads and exited lanes and deadlock an
   static int* pi;
   pf = p.ptr;
   pi = q.ptr;
+  int exit_kinds[5] = {}, overlap_kinds[5] = {};
   for (int rep = 0; rep < 5; ++rep) {  // timing-dependent paths: either arrival order is caught
     std::string msg = launch_error_of([] { MOESEG_LAUNCH(early_return_then_sync, 1, 64, 0, nullptr)(pf, 40); });
     CHECK(msg.find("__syncthreads()") != std::string::npos);
     CHECK(msg.find("divergent barrier") != std::string::npos);
-    CHECK(msg.find("early_return_then_sync") != std::string::npos);
+    CHECK_MESSAGE(msg.rfind("kernel 'early_return_then_sync' block (0,0,0) thread (", 0) == 0, "message: '", msg, "'");
     CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
     CHECK(cudaGetLastError() == cudaSuccess);
 
+    // Lanes 0..19 shuffle with the full mask, lanes 20..31 have returned (or return meanwhile).
+    // (Block 0 fails first: the launch stops there.)
     msg = launch_error_of([] { MOESEG_LAUNCH(shuffle_after_return, 2, 32, 0, nullptr)(pi, 20); });
-    CHECK(msg.find("returned from the kernel") != std::string::npos);
+    const int exit_kind = mask_report_kind(msg, "shuffle_after_return", "__shfl_xor_sync", "0xffffffff", 0, 19, "", 20, 31);
+    CHECK_MESSAGE(exit_kind != 0, "message: '", msg, "'");
+    ++exit_kinds[exit_kind];
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
 
+    // Lanes 0..30 wait in the shuffle for lane 31, which waits at the barrier for them.
     msg = launch_error_of([] { MOESEG_LAUNCH(shuffle_vs_barrier, 1, 32, 0, nullptr)(pi); });
-    CHECK(msg.find("deadlock") != std::string::npos);
+    CHECK_MESSAGE(msg == "deadlock in kernel 'shuffle_vs_barrier' block (0,0,0): no thread can make progress (0 "
+                         "returned from the kernel, 1 wait at __syncthreads(), warp 0 lanes {0,1,2,3,4,5,6,7,8,9,10,"
+                         "11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30} wait in __shfl_xor_sync with "
+                         "mask 0xffffffff for lanes {31})",
+                  "message: '", msg, "'");
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
 
+    // Lanes 0..7 shuffle with mask 0x000000ff, lanes 8..31 with the full mask, which names 0..7.
     msg = launch_error_of([] { MOESEG_LAUNCH(overlapping_masks, 1, 32, 0, nullptr)(pi); });
-    CHECK(!msg.empty());
-    cudaGetLastError();
+    const int kind =
+        mask_report_kind(msg, "overlapping_masks", "__shfl_sync", "0xffffffff", 8, 31, "0x000000ff", 0, 7);
+    CHECK_MESSAGE(kind != 0, "message: '", msg, "'");
+    ++overlap_kinds[kind];
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+
+    // Every lane but 0 passes a mask without its own lane.
+    msg = launch_error_of([] { MOESEG_LAUNCH(mask_without_own_lane, 1, 32, 0, nullptr)(pi); });
+    std::smatch m;
+    CHECK_MESSAGE(matches(msg, "^kernel 'mask_without_own_lane' block \\(0,0,0\\) thread \\(([0-9]+),0,0\\) \\(warp 0 "
+                               "lane ([0-9]+)\\) called __shfl_sync with mask 0x00000001, which does not name its own "
+                               "lane$", &m),
+                  "message: '", msg, "'");
+    if (!m.empty()) {
+      CHECK(m[1].str() == m[2].str());
+      CHECK(m[2].str() != "0");
+    }
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+    CHECK(cudaGetLastError() == cudaSuccess);
   }
+  MESSAGE("reports seen (1 returned lanes named, 2 named lane returned, 3/4 masks meet): shuffle after return "
+          << exit_kinds[1] << " " << exit_kinds[2] << "; overlapping masks " << overlap_kinds[1] << " "
+          << overlap_kinds[2] << " " << overlap_kinds[3] << " " << overlap_kinds[4]);
   // The runtime is usable again after failed launches.
   check_tiled<96>(1000);
 }

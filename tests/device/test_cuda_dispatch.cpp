@@ -1,13 +1,22 @@
-// The CUDA device path above the kernels, run on the emulated CUDA device (core/cuda_emulation.h):
-// host <-> device copies and device-side views, every op against the CPU (forward values and
-// gradients, through its CUDA kernel or its announced CPU fallback; which one is checked too), optimiser steps with the CUDA
-// update kernels, Module::to, and one FRRN-A training step on "cuda" equal to the same step on
-// the CPU. On a machine with a GPU the same calls would run the nvcc-built kernels instead.
+// The CUDA device path above the kernels, on whatever CUDA device this machine has: the GPU when
+// one is usable (the nvcc-built kernels run), else the emulated CUDA device (core/cuda_emulation.h:
+// the same .cu kernels through CUDA-on-CPU), switched on by the first case that needs it (or
+// already by MOESEG_CUDA_EMULATE=1). Without either (a GPU is seen but no CUDA backend is
+// registered) every case reports a skip. Checked: host <-> device copies and device-side views,
+// every op against the CPU (forward values and gradients, through its CUDA kernel or its announced
+// CPU fallback; which one is checked too), optimiser steps with the CUDA update kernels,
+// Module::to, and one FRRN-A training step on "cuda" equal to the same step on the CPU.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <functional>
 #include <memory>
+#include <sstream>
+#include <string>
 
 #include "core/cuda_emulation.h"
 #include "core/device_probe.h"
@@ -27,6 +36,7 @@
 #include "kernels/upsample.h"
 #include "models/registry.h"
 #include "tests/support/gradcheck.h"
+#include "tests/support/skip.h"
 #include "training/optimizer.h"
 
 using namespace moeseg;
@@ -37,9 +47,50 @@ void close(const std::string& what, const Tensor& actual, const Tensor& expected
   moeseg::testing::expect_close(actual, expected, {atol, rtol}, what);
 }
 
+const Device kCuda{DeviceType::CUDA, 0};
+
+// True when a CUDA device is there for this case: the GPU's backend (registered at start-up when a
+// GPU is usable) or the emulated one, switched on here if nothing is registered. Otherwise prints
+// the skip line (support/skip.h) with the reason; the caller returns.
+bool have_cuda_device() {
+  if (!device_available(DeviceType::CUDA) && !enable_cuda_emulation()) {
+    std::string why;
+    const bool gpu = cuda_usable(&why);
+    moeseg::testing::skip(gpu ? "a GPU is usable but no CUDA backend is registered in this binary, and the emulated "
+                                "device is refused while a GPU is present"
+                              : "no CUDA device and the emulated one could not be enabled (" + why + ")");
+    return false;
+  }
+  const std::string kind = cuda_emulated() ? "emulated (kernels/cuda through CUDA-on-CPU)" : "GPU (nvcc kernels)";
+  MESSAGE("CUDA device: " << kind);
+  return true;
+}
+
+// Only for helpers called from a case that has checked have_cuda_device().
 Device cuda_device() {
-  REQUIRE(enable_cuda_emulation());   // no GPU here; with one, the test would need a flag to skip
-  return Device{DeviceType::CUDA, 0};
+  REQUIRE(device_available(DeviceType::CUDA));
+  return kCuda;
+}
+
+// Runs f with stderr (fd 2) redirected to a temporary file and returns what was written.
+template <typename F>
+std::string capture_stderr(F&& f) {
+  std::fflush(stderr);
+  char path[] = "/tmp/moeseg_stderr_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  const int saved = dup(2);
+  dup2(fd, 2);
+  f();
+  std::fflush(stderr);
+  dup2(saved, 2);
+  ::close(saved);
+  ::close(fd);
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::remove(path);
+  return ss.str();
 }
 
 Tensor random_tensor(const Shape& s, uint64_t seed, double lo = -1, double hi = 1) {
@@ -69,7 +120,8 @@ void expect_same_on_cuda(const std::string& what, const std::vector<Tensor>& inp
   REQUIRE(yd.device() == cuda);
   REQUIRE(yc.sizes() == yd.sizes());
   close(what + " forward", yd.to(Device{}), yc, tol, tol);
-  if (!yc.requires_grad()) return;
+  REQUIRE(yd.requires_grad() == yc.requires_grad());
+  if (!yc.requires_grad()) return;   // an output without a gradient (argmax): nothing more to compare
   Tensor g = random_tensor(yc.sizes(), 99).to(yc.dtype());
   yc.backward(g);
   yd.backward(g.to(cuda));
@@ -84,15 +136,32 @@ void expect_same_on_cuda(const std::string& what, const std::vector<Tensor>& inp
 
 }  // namespace
 
-TEST_CASE("emulated cuda: resolve_device says so in one line and returns cuda") {
-  cuda_device();
-  CHECK(cuda_emulated());
-  CHECK(resolve_device("cuda").is_cuda());
+// The only case here that calls resolve_device (nothing in the library below the trainer does), so
+// its first call is the process's first, which is when the emulated device's notice is printed.
+TEST_CASE("cuda device: resolve_device returns cuda and says in one line when it is emulated") {
+  if (!have_cuda_device()) return;
+  Device d, again;
+  const std::string first = capture_stderr([&] { d = resolve_device("cuda"); });
+  const std::string second = capture_stderr([&] { again = resolve_device("cuda:0"); });
+  CHECK(d == kCuda);
+  CHECK(again == kCuda);
   CHECK(resolve_device("cpu").is_cpu());
+  CHECK_MESSAGE(second.empty(), "a second resolve_device printed '", second, "'");
+  if (cuda_emulated()) {
+    CHECK_FALSE(cuda_usable());   // the emulated device is never put in front of a GPU
+    CHECK_MESSAGE(first.find("emulated") != std::string::npos, "notice: '", first, "'");
+    CHECK_MESSAGE(first.find("MOESEG_CUDA_EMULATE") != std::string::npos, "notice: '", first, "'");
+    REQUIRE(!first.empty());
+    CHECK_MESSAGE(first.find('\n') == first.size() - 1, "not exactly one line: '", first, "'");
+  } else {
+    CHECK(cuda_usable());
+    CHECK_MESSAGE(first.empty(), "resolve_device(cuda) on a usable GPU printed '", first, "'");
+  }
 }
 
-TEST_CASE("emulated cuda: copies, strided views, fill and casts on the device") {
-  const Device cuda = cuda_device();
+TEST_CASE("cuda device: copies, strided views, fill and casts on the device") {
+  if (!have_cuda_device()) return;
+  const Device cuda = kCuda;
   Tensor h = random_tensor({3, 4, 5}, 1);
   Tensor d = h.to(cuda);
   CHECK(d.device() == cuda);
@@ -113,7 +182,8 @@ TEST_CASE("emulated cuda: copies, strided views, fill and casts on the device") 
   CHECK(m.to(Device{}).to_vector<float>() == std::vector<float>{1, 2, 3, 1, 2, 3});
 }
 
-TEST_CASE("emulated cuda: ops with CUDA kernels match the CPU, forward and backward") {
+TEST_CASE("cuda device: ops with CUDA kernels match the CPU, forward and backward") {
+  if (!have_cuda_device()) return;
   // conv2d: bias, stride 2, dilation 2, groups, fused ReLU; odd sizes.
   Tensor x = random_tensor({2, 6, 9, 11}, 2), w = random_tensor({4, 3, 3, 3}, 3, -0.3, 0.3), b = random_tensor({4}, 4);
   Conv2dOptions o = Conv2dOptions::same(2, 2, 2, 2);
@@ -146,9 +216,17 @@ TEST_CASE("emulated cuda: ops with CUDA kernels match the CPU, forward and backw
                           return cross_entropy(t[0], t[1], wv, 255, red);
                         }, 1e-5);
   }
+  // All of the above ran their CUDA kernels, forward and backward. (The list of fallbacks is per
+  // process: ctest runs each case alone; in one process the cases before this one take none of these.)
+  const auto taken = cpu_fallbacks_taken();
+  for (const std::string op : {"conv2d", "relu", "add", "mul", "sum", "linear", "matmul", "cross_entropy"}) {
+    CAPTURE(op);
+    CHECK(std::find(taken.begin(), taken.end(), op) == taken.end());
+  }
 }
 
-TEST_CASE("emulated cuda: spatial ops, top-k and the FRRU pieces run their kernels and match the CPU") {
+TEST_CASE("cuda device: spatial ops, top-k and the FRRU pieces run their kernels and match the CPU") {
+  if (!have_cuda_device()) return;
   Tensor x = random_tensor({2, 4, 9, 10}, 11);
   expect_same_on_cuda("max_pool2d", {x}, [](const std::vector<Tensor>& t) { return max_pool2d(t[0], 3, 2, 1); });
   expect_same_on_cuda("avg_pool2d", {x}, [](const std::vector<Tensor>& t) { return avg_pool2d(t[0], 3, 2, 1); });
@@ -181,14 +259,15 @@ TEST_CASE("emulated cuda: spatial ops, top-k and the FRRU pieces run their kerne
                         1e-5);
   }
   const auto taken = cpu_fallbacks_taken();
-  for (const char* op : {"gate_softmax_combine", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample_bilinear2d",
+  for (const std::string op : {"gate_softmax_combine", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "upsample_bilinear2d",
                          "upsample_nearest2d", "concat", "topk", "argmax"}) {
     CAPTURE(op);
     CHECK(std::find(taken.begin(), taken.end(), op) == taken.end());
   }
 }
 
-TEST_CASE("emulated cuda: ops without a kernel fall back to the CPU, say so, and stay correct") {
+TEST_CASE("cuda device: ops without a kernel fall back to the CPU, say so, and stay correct") {
+  if (!have_cuda_device()) return;
   Tensor x = random_tensor({2, 4, 6, 10}, 11);
   expect_same_on_cuda("softmax", {x}, [](const std::vector<Tensor>& t) { return softmax(t[0], 1); });
   Tensor bias = random_tensor({4, 1, 1}, 13);
@@ -199,14 +278,15 @@ TEST_CASE("emulated cuda: ops without a kernel fall back to the CPU, say so, and
                       [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], Tensor(), Conv2dOptions::same(1, 1)); },
                       1e-12);
   const auto taken = cpu_fallbacks_taken();
-  for (const char* op : {"softmax", "add", "mean", "conv2d"}) {
+  for (const std::string op : {"softmax", "add", "mean", "conv2d"}) {
     CAPTURE(op);
     CHECK(std::find(taken.begin(), taken.end(), op) != taken.end());
   }
 }
 
-TEST_CASE("emulated cuda: batch norm in training updates the device's running statistics like the CPU") {
-  const Device cuda = cuda_device();
+TEST_CASE("cuda device: batch norm in training updates the device's running statistics like the CPU") {
+  if (!have_cuda_device()) return;
+  const Device cuda = kCuda;
   Tensor x = random_tensor({3, 4, 5, 7}, 21), w = random_tensor({4}, 22), b = random_tensor({4}, 23);
   Tensor rm_c = Tensor::zeros({4}), rv_c = Tensor::ones({4});
   Tensor rm_d = Tensor::zeros({4}, DType::Float32, cuda), rv_d = Tensor::ones({4}, DType::Float32, cuda);
@@ -219,8 +299,9 @@ TEST_CASE("emulated cuda: batch norm in training updates the device's running st
   close("running_var", rv_d.to(Device{}), rv_c, 1e-6, 1e-6);
 }
 
-TEST_CASE("emulated cuda: SGD and Adam steps run the CUDA update kernels and equal the CPU's") {
-  const Device cuda = cuda_device();
+TEST_CASE("cuda device: SGD and Adam steps run the CUDA update kernels and equal the CPU's") {
+  if (!have_cuda_device()) return;
+  const Device cuda = kCuda;
   for (int which = 0; which < 2; ++which) {
     CAPTURE(which);
     Tensor pc = random_tensor({37}, 31), g = random_tensor({37}, 32);
@@ -249,8 +330,9 @@ TEST_CASE("emulated cuda: SGD and Adam steps run the CUDA update kernels and equ
   }
 }
 
-TEST_CASE("emulated cuda: Module::to moves FRRN-A, and one training step equals the CPU's") {
-  const Device cuda = cuda_device();
+TEST_CASE("cuda device: Module::to moves FRRN-A, and one training step equals the CPU's") {
+  if (!have_cuda_device()) return;
+  const Device cuda = kCuda;
   ModelOptions mo;
   mo.num_classes = 3, mo.width = 0.0625, mo.seed = 5;
   auto mc = make_model("frrn_a", mo), md = make_model("frrn_a", mo);
