@@ -32,6 +32,13 @@ std::string ConcatDataset::name() const {
   return n;
 }
 
+IndexedDataset::IndexedDataset(std::shared_ptr<const Dataset> base, std::vector<size_t> indices, std::string name)
+    : base_(std::move(base)), indices_(std::move(indices)), name_(std::move(name)) {
+  for (size_t i : indices_)
+    MOESEG_CHECK(i < base_->size(), "dataset ", name_, ": index ", i, " is past the end of ", base_->name(), " (",
+                 base_->size(), " samples)");
+}
+
 void check_sample(const Sample& s, int num_classes, int ignore_index) {
   MOESEG_CHECK(s.image.defined() && s.image.dim() == 3 && s.image.size(0) == 3 && s.image.dtype() == DType::Float32,
                "sample '", s.id, "': image must be float32 [3,H,W], got ", s.image.defined() ? s.image.str() : "undefined");

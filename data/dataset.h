@@ -46,6 +46,22 @@ class ConcatDataset : public Dataset {
   std::vector<size_t> offsets_;   // offsets_[k] = first index of part k; last = total size
 };
 
+// Some samples of another dataset, by index (a held-out tail, the first N of a list).
+class IndexedDataset : public Dataset {
+ public:
+  IndexedDataset(std::shared_ptr<const Dataset> base, std::vector<size_t> indices, std::string name);
+  size_t size() const override { return indices_.size(); }
+  Sample get(size_t i) const override { return base_->get(indices_.at(i)); }
+  int num_classes() const override { return base_->num_classes(); }
+  int ignore_index() const override { return base_->ignore_index(); }
+  std::string name() const override { return name_; }
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  std::vector<size_t> indices_;
+  std::string name_;
+};
+
 // Checks a sample against its dataset's contract (shapes, dtypes, label range); the message
 // names the sample id. Used by tests and by loaders in debug runs.
 void check_sample(const Sample& s, int num_classes, int ignore_index);

@@ -20,24 +20,25 @@ Ensemble::Ensemble(std::vector<std::shared_ptr<SegmentationModel>> experts, cons
   }
 }
 
-MoEOutput Ensemble::forward_all(const Tensor& x) {
-  MoEOutput out;
+ModelOutput Ensemble::forward_detailed(const Tensor& x, const std::vector<std::string>& taps) {
+  MOESEG_CHECK(taps.empty(), "ensemble: has no taps (asked for '", taps.empty() ? "" : taps[0], "')");
+  ModelOutput out;
   for (size_t i = 0; i < experts_.size(); ++i) {
     const std::string name = "expert" + std::to_string(i + 1);
     {
       TracePrefixScope prefix(name + ".");
-      out.expert_logits.push_back(experts_[i]->forward(x));
+      out.member_logits.push_back(experts_[i]->forward(x));
     }
-    trace_output(name, experts_[i]->type_name() + " (frozen)", out.expert_logits.back(), experts_[i]->num_parameters());
+    trace_output(name, experts_[i]->type_name() + " (frozen)", out.member_logits.back(), experts_[i]->num_parameters());
   }
   if (mode_ == "mean") {
-    Tensor s = out.expert_logits[0];
-    for (size_t i = 1; i < out.expert_logits.size(); ++i) s = add(s, out.expert_logits[i]);
-    out.logits = scale(s, 1.0 / static_cast<double>(out.expert_logits.size()));
+    Tensor s = out.member_logits[0];
+    for (size_t i = 1; i < out.member_logits.size(); ++i) s = add(s, out.member_logits[i]);
+    out.logits = scale(s, 1.0 / static_cast<double>(out.member_logits.size()));
   } else {
     // Stack on a new leading dim and take the max over it (torch.amax over the stack).
     std::vector<Tensor> st;
-    for (auto& l : out.expert_logits) st.push_back(l.unsqueeze(0));
+    for (auto& l : out.member_logits) st.push_back(l.unsqueeze(0));
     out.logits = max(concat(st, 0), 0);
   }
   trace_output(mode_, "ensemble " + mode_, out.logits, 0);
@@ -45,9 +46,8 @@ MoEOutput Ensemble::forward_all(const Tensor& x) {
 }
 
 SegmentationOutput Ensemble::forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) {
-  MOESEG_CHECK(taps.empty(), "ensemble: has no taps (asked for '", taps.empty() ? "" : taps[0], "')");
   SegmentationOutput o;
-  o.logits = forward_all(x).logits;
+  o.logits = forward_detailed(x, taps).logits;
   return o;
 }
 

@@ -14,8 +14,8 @@ class Ensemble : public SegmentationModel {
  public:
   // mode "mean" or "max"; experts are frozen (BatchNorm in eval) as in the MoE.
   Ensemble(std::vector<std::shared_ptr<SegmentationModel>> experts, const std::string& mode);
-  // logits and every expert's logits (gate undefined).
-  MoEOutput forward_all(const Tensor& x);
+  // logits and every member's logits (no gate).
+  ModelOutput forward_detailed(const Tensor& x, const std::vector<std::string>& taps = {}) override;
   SegmentationOutput forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) override;
   std::vector<std::string> tap_names() const override { return {}; }
   int64_t tap_channels(const std::string& tap) const override;

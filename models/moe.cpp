@@ -63,41 +63,50 @@ MoE::MoE(std::vector<std::shared_ptr<SegmentationModel>> experts, const MoEConfi
   }
 }
 
-MoEOutput MoE::forward_moe(const Tensor& x) {
-  MoEOutput out;
-  std::vector<Tensor> taps;
+ModelOutput MoE::forward_detailed(const Tensor& x, const std::vector<std::string>& taps) {
+  MOESEG_CHECK(taps.empty(), "MoE: has no taps (asked for '", taps.empty() ? "" : taps[0], "')");
+  std::vector<SegmentationOutput> experts;
   for (size_t i = 0; i < experts_.size(); ++i) {
     const std::string name = "expert" + std::to_string(i + 1);
-    SegmentationOutput o;
     {
       TracePrefixScope prefix(name + ".");
-      o = experts_[i]->forward_with_taps(x, {cfg_.tap});
+      experts.push_back(experts_[i]->forward_with_taps(x, {cfg_.tap}));
     }
-    trace_output(name, experts_[i]->type_name() + " (frozen)", o.logits, experts_[i]->num_parameters());
-    out.expert_logits.push_back(o.logits);
-    taps.push_back(o.taps.at(cfg_.tap));
+    trace_output(name, experts_[i]->type_name() + " (frozen)", experts.back().logits, experts_[i]->num_parameters());
   }
-  auto [logits, gate] = combine(taps, out.expert_logits);
-  out.logits = logits;
-  out.gate = gate;
+  return combine_members(experts);
+}
+
+ModelOutput MoE::combine_members(const std::vector<SegmentationOutput>& experts) {
+  MOESEG_CHECK(experts.size() == experts_.size(), "MoE: combine_members got ", experts.size(), " expert outputs for ",
+               experts_.size(), " experts");
+  ModelOutput out;
+  std::vector<Tensor> taps;
+  for (const SegmentationOutput& o : experts) {
+    auto it = o.taps.find(cfg_.tap);
+    MOESEG_CHECK(it != o.taps.end(), "MoE: an expert output lacks the gate's tap '", cfg_.tap, "'");
+    taps.push_back(it->second);
+    out.member_logits.push_back(o.logits);
+  }
+  Tensor gate_in = taps.size() == 1 ? taps[0] : concat(taps, 1);
+  // Softmax over experts and the weighted sum of their logits in one op (one kernel on a GPU).
+  auto [sum, weights] = gate_softmax_combine(gate_->logits(gate_in), out.member_logits);
+  trace_output("gating", gate_->type_name(), weights, gate_->num_parameters());
+  out.logits = conv3x3_ ? conv3x3_->forward(sum) : sum;
+  if (conv3x3_) trace_output("conv3x3", "Conv3x3 (no bias)", out.logits, conv3x3_->num_parameters());
+  out.gate = weights;
   return out;
 }
 
-std::pair<Tensor, Tensor> MoE::combine(const std::vector<Tensor>& taps, const std::vector<Tensor>& expert_logits) {
-  Tensor gate_in = taps.size() == 1 ? taps[0] : concat(taps, 1);
-  // Softmax over experts and the weighted sum of their logits in one op (one kernel on a GPU).
-  auto [sum, weights] = gate_softmax_combine(gate_->logits(gate_in), expert_logits);
-  trace_output("gating", gate_->type_name(), weights, gate_->num_parameters());
-  Tensor logits = conv3x3_ ? conv3x3_->forward(sum) : sum;
-  if (conv3x3_) trace_output("conv3x3", "Conv3x3 (no bias)", logits, conv3x3_->num_parameters());
-  return {logits, weights};
+SegmentationOutput MoE::forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) {
+  SegmentationOutput o;
+  o.logits = forward_detailed(x, taps).logits;
+  return o;
 }
 
-SegmentationOutput MoE::forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) {
-  MOESEG_CHECK(taps.empty(), "MoE: has no taps (asked for '", taps.empty() ? "" : taps[0], "')");
-  SegmentationOutput o;
-  o.logits = forward_moe(x).logits;
-  return o;
+std::optional<std::pair<int64_t, int64_t>> MoE::fixed_input_size() const {
+  if (cfg_.pool_h > 0 && cfg_.pool_w > 0) return std::nullopt;   // the adaptive-pool gate takes any size
+  return std::make_pair(cfg_.input_h, cfg_.input_w);
 }
 
 int64_t MoE::tap_channels(const std::string& tap) const { MOESEG_FAIL("MoE: has no tap '", tap, "'"); }

@@ -22,12 +22,6 @@
 
 namespace moeseg {
 
-struct MoEOutput {
-  Tensor logits;                       // [B, C, H, W] combined
-  Tensor gate;                         // [B, G, E] gate weights (undefined for ensembles)
-  std::vector<Tensor> expert_logits;   // E x [B, C, H, W]
-};
-
 struct MoEConfig {
   std::string gate_type = "simple";    // "simple" or "classwise"
   bool with_conv = false;              // final 3x3 conv on the weighted sum
@@ -47,12 +41,17 @@ class MoE : public SegmentationModel {
   MoE(std::vector<std::shared_ptr<SegmentationModel>> experts, const MoEConfig& cfg,
       std::shared_ptr<SegmentationModel> unused_expert = nullptr);
 
-  MoEOutput forward_moe(const Tensor& x);
-  // The gate on the experts' taps and the combination of their logits (+ the final conv):
-  // {logits, gate weights}. forward_moe uses it; so does training on cached expert outputs.
-  std::pair<Tensor, Tensor> combine(const std::vector<Tensor>& taps, const std::vector<Tensor>& expert_logits);
-  // Logits only; the MoE itself offers no taps.
+  // logits [B, C, H, W] combined, gate [B, G, E] the gate weights, member_logits E x [B, C, H, W].
+  // The MoE itself offers no taps.
+  ModelOutput forward_detailed(const Tensor& x, const std::vector<std::string>& taps = {}) override;
+  // The gate on the experts' taps and the combination of their logits (+ the final conv).
+  // forward_detailed uses it; so does training on cached expert outputs.
+  ModelOutput combine_members(const std::vector<SegmentationOutput>& experts) override;
   SegmentationOutput forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) override;
+  std::vector<std::shared_ptr<SegmentationModel>> frozen_members() const override { return experts_; }
+  std::vector<std::string> member_taps() const override { return {cfg_.tap}; }
+  bool member_outputs_constant() const override { return !cfg_.experts_bn_train_mode; }
+  std::optional<std::pair<int64_t, int64_t>> fixed_input_size() const override;
   std::vector<std::string> tap_names() const override { return {}; }
   int64_t tap_channels(const std::string& tap) const override;
   int64_t tap_stride(const std::string& tap) const override;

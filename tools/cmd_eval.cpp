@@ -11,67 +11,45 @@
 #include <string>
 #include <vector>
 
+#include "core/cli_args.h"
 #include "core/error.h"
+#include "data/dataset_factory.h"
 #include "core/safetensors.h"
 #include "models/registry.h"
 #include "tools/cmd_training.h"
 #include "core/device_probe.h"
+#include "training/evaluation.h"
 #include "training/report.h"
 #include "training/trainer.h"
 
 namespace moeseg::cli {
 
-namespace {
-void usage_eval() {
-  std::printf(
-      "usage: moeseg eval CONFIG [options]\n\n"
-      "  --data ROOT        dataset root (overrides data.root)\n"
-      "  --list FILE        evaluate the images of this A2D2 split file instead of the subsets\n"
-      "  --checkpoint W     model weights (safetensors state_dict of the whole model)\n"
-      "  --subsets A,B      subsets to evaluate (default: data.test_subsets)\n"
-      "  --split S          split (default test)\n"
-      "  --json FILE        where to write the results (default <run>/eval.json)\n"
-      "  --examples N       write N example predictions per subset as PNG into <run>/examples\n"
-      "  --set KEY=VALUE    override a config value\n"
-      "  --device D         cpu, cuda or cuda:N (same as --set train.device=D)\n"
-      "  --quiet            no progress output\n");
-}
-}  // namespace
-
 int run_eval(int argc, char** argv) {
   ensure_passive_omp_wait("eval");
-  std::string config, checkpoint, json_out;
-  std::vector<std::string> sets;
+  std::string checkpoint, json_out, subsets;
+  std::vector<std::string> configs, sets;
   EvalOptions eo;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      MOESEG_CHECK(i + 1 < argc, "eval: ", a, " needs a value");
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      usage_eval();
-      return 0;
-    } else if (a == "--quiet") eo.quiet = true;
-    else if (a == "--data")   // relative to the working directory, not to the config's folder
-      sets.push_back("data.root=" + nlohmann::json(std::filesystem::absolute(value()).string()).dump());
-    else if (a == "--list") eo.list_file = value();
-    else if (a == "--checkpoint") checkpoint = value();
-    else if (a == "--json") json_out = value();
-    else if (a == "--split") eo.split = value();
-    else if (a == "--set") sets.push_back(value());
-    else if (a == "--device") sets.push_back("train.device=" + value());
-    else if (a == "--examples") eo.examples_per_subset = std::stoi(value());
-    else if (a == "--subsets") {
-      std::stringstream ss(value());
-      for (std::string s; std::getline(ss, s, ',');) eo.subsets.push_back(s);
-    } else if (!a.empty() && a[0] == '-') MOESEG_FAIL("eval: unknown option ", a, " (see --help)");
-    else config = a;
-  }
-  if (config.empty()) {
-    usage_eval();
-    return 1;
-  }
+  ArgParser args("moeseg eval", "CONFIG [options]", "Evaluates a trained model per test subset.");
+  args.positionals(&configs, "CONFIG", 1, 1)
+      .action("--data", "ROOT", "dataset root (overrides data.root)",
+              [&](const std::string& v) {   // relative to the working directory, not to the config's folder
+                sets.push_back("data.root=" + nlohmann::json(std::filesystem::absolute(v).string()).dump());
+              })
+      .option("--list", &eo.list_file, "FILE",
+              "evaluate the images this list file names instead of the subsets (the dataset's own list format: an "
+              "A2D2 split file, CamVid <image> <label> lines)")
+      .option("--checkpoint", &checkpoint, "W", "model weights (safetensors state_dict of the whole model)")
+      .option("--subsets", &subsets, "A,B", "subsets to evaluate (default: data.test_subsets)")
+      .option("--split", &eo.split, "S", "split (default test; CamVid also list:NAME for <root>/NAME.txt)")
+      .option("--json", &json_out, "FILE", "where to write the results (default <run>/eval.json)")
+      .option("--examples", &eo.examples_per_subset, "N", "write N example predictions per subset as PNG into <run>/examples", 0)
+      .repeated("--set", &sets, "KEY=VALUE", "override a config value")
+      .action("--device", "D", "cpu, cuda or cuda:N (same as --set train.device=D)",
+              [&](const std::string& v) { sets.push_back("train.device=" + v); })
+      .flag("--quiet", &eo.quiet, "no progress output");
+  if (!args.parse(argc, argv)) return 0;
+  eo.subsets = data::split_csv(subsets);
+  const std::string config = configs[0];
   ExperimentConfig c = load_experiment_config(config, sets);
   auto model = build_experiment_model(c);
   const std::string best = c.out + "/best/model.safetensors";

@@ -9,25 +9,17 @@
 
 #include "core/autograd.h"
 #include "core/device_probe.h"
+#include "core/cli_args.h"
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/safetensors.h"
-#include "models/ensemble.h"
-#include "models/moe.h"
 #include "models/registry.h"
 #include "tools/cmd_models.h"
+#include "tools/model_choice.h"
 
 namespace moeseg::cli {
 
 namespace {
-
-void infer_usage() {
-  std::printf(
-      "usage: moeseg infer (--model NAME --classes N [--width-mult M] | --config FILE)\n"
-      "                    --weights W.safetensors --input X.safetensors|X.npy --out Y.safetensors\n"
-      "                    [--device cpu|cuda]\n"
-      "  --weights is optional with --config when the config names its checkpoints\n");
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -36,40 +28,30 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 int run_infer(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help")) {
-    infer_usage();
-    return argc < 2 ? 1 : 0;
-  }
-  std::map<std::string, std::string> args;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    MOESEG_CHECK(k.rfind("--", 0) == 0 && i + 1 < argc, "infer: expected --option value, got '", k, "'");
-    args[k] = argv[++i];
-  }
-  for (auto& [k, v] : args)
-    MOESEG_CHECK(k == "--model" || k == "--classes" || k == "--width-mult" || k == "--config" || k == "--weights" ||
-                     k == "--input" || k == "--out" || k == "--device",
-                 "infer: unknown option ", k);
-  MOESEG_CHECK(args.count("--input") && args.count("--out"), "infer: needs --input and --out");
+  ModelChoice m;
+  std::string weights, input, output, device = "cpu";
+  ArgParser args("moeseg infer",
+                 "(--model NAME --classes N [--width-mult M] | --config FILE) --weights W.safetensors\n"
+                 "                    --input X.safetensors|X.npy --out Y.safetensors [--device cpu|cuda]",
+                 "--weights is optional with --config when the config names its checkpoints. FILE is a model config\n"
+                 "or an experiment config (whose \"model\" key holds one).");
+  add_model_choice(args, m);
+  args.option("--weights", &weights, "W", "model weights (safetensors state_dict)")
+      .option("--input", &input, "X", "input tensor \"input\" (N x 3 x H x W) of a .safetensors file, or a .npy array")
+      .required("--input")
+      .option("--out", &output, "Y", "output safetensors file")
+      .required("--out")
+      .option("--device", &device, "D", "cpu or cuda (default cpu)");
+  if (!args.parse(argc, argv)) return 0;
+  MOESEG_CHECK(m.config.empty() == false || !weights.empty(),
+               "moeseg infer: needs --weights W.safetensors with --model (or --config FILE)");
+  std::shared_ptr<SegmentationModel> model = build_chosen_model(m, "moeseg infer");
+  if (!weights.empty()) load_checkpoint(*model, weights);
 
-  std::shared_ptr<SegmentationModel> model;
-  if (args.count("--config")) {
-    MOESEG_CHECK(!args.count("--model"), "infer: give --model or --config, not both");
-    model = load_model_config(args["--config"]);
-  } else {
-    MOESEG_CHECK(args.count("--model") && args.count("--classes") && args.count("--weights"),
-                 "infer: needs --model NAME --classes N --weights W.safetensors (or --config FILE)");
-    ModelOptions o;
-    o.num_classes = std::stoll(args["--classes"]);
-    if (args.count("--width-mult")) o.width = std::stod(args["--width-mult"]);
-    model = make_model(args["--model"], o);
-  }
-  if (args.count("--weights")) load_checkpoint(*model, args["--weights"]);
-
-  const Device dev = resolve_device(args.count("--device") ? args["--device"] : "cpu");
+  const Device dev = resolve_device(device);
   model->to(dev);
 
-  const std::string in = args["--input"];
+  const std::string& in = input;
   Tensor x = ends_with(in, ".npy") ? load_npy(in) : load_safetensors(in).get("input", in);
   MOESEG_CHECK(x.dim() == 4 && x.size(1) == 3, "infer: input ", in, " is ", x.str(), ", expected N x 3 x H x W");
   x = x.to(DType::Float32).contiguous().to(dev);
@@ -77,23 +59,14 @@ int run_infer(int argc, char** argv) {
   model->eval();
   NoGradGuard ng;
   std::map<std::string, Tensor> out;
-  std::vector<Tensor> experts;
-  if (auto* moe = dynamic_cast<MoE*>(model.get())) {
-    MoEOutput o = moe->forward_moe(x);
-    out["logits"] = o.logits;
-    out["gate"] = o.gate;
-    experts = o.expert_logits;
-  } else if (auto* ens = dynamic_cast<Ensemble*>(model.get())) {
-    MoEOutput o = ens->forward_all(x);
-    out["logits"] = o.logits;
-    experts = o.expert_logits;
-  } else {
-    out["logits"] = model->forward(x);
-  }
+  ModelOutput o = model->forward_detailed(x);
+  out["logits"] = o.logits;
+  if (o.gate.defined()) out["gate"] = o.gate;
+  const std::vector<Tensor>& experts = o.member_logits;
   for (size_t i = 0; i < experts.size(); ++i) out["expert" + std::to_string(i + 1) + "_logits"] = experts[i];
   for (auto& [k, v] : out) v = v.contiguous();
-  save_safetensors(args["--out"], out);
-  std::printf("infer: %s -> %s (logits %s)\n", in.c_str(), args["--out"].c_str(), shape_str(out["logits"].shape()).c_str());
+  save_safetensors(output, out);
+  std::printf("infer: %s -> %s (logits %s)\n", in.c_str(), output.c_str(), shape_str(out["logits"].shape()).c_str());
   return 0;
 }
 

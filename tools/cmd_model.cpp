@@ -8,23 +8,16 @@
 #include <string>
 
 #include "core/autograd.h"
+#include "core/cli_args.h"
 #include "core/error.h"
 #include "models/frrn_trace.h"
-#include "models/moe.h"
 #include "models/registry.h"
 #include "tools/cmd_models.h"
+#include "tools/model_choice.h"
 
 namespace moeseg::cli {
 
 namespace {
-
-void model_usage() {
-  std::printf(
-      "usage: moeseg model summary (--model NAME --classes N [--width-mult M] | --config FILE)\n"
-      "                            [--height H --width W]\n"
-      "  NAME: frrn_a, frrn_b, deeplabv3plus_resnet18/50/101; FILE: a JSON model/MoE/ensemble config\n"
-      "  default size: the config's input_size for an MoE, else 480x640\n");
-}
 
 std::string param_str(int64_t n) {
   std::string s = std::to_string(n), out;
@@ -39,38 +32,23 @@ std::string param_str(int64_t n) {
 
 int run_model(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "summary") != 0) {
-    model_usage();
-    return argc >= 2 && !std::strcmp(argv[1], "--help") ? 0 : 1;
+    const bool help = argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h"));
+    std::printf("usage: moeseg model summary (--model NAME --classes N [--width-mult M] | --config FILE) [--height H --width W]\n");
+    return help ? 0 : 1;
   }
-  std::map<std::string, std::string> args;
-  for (int i = 2; i < argc; ++i) {
-    std::string k = argv[i];
-    MOESEG_CHECK(k.rfind("--", 0) == 0 && i + 1 < argc, "model summary: expected --option value, got '", k, "'");
-    args[k] = argv[++i];
-  }
-  for (auto& [k, v] : args)
-    MOESEG_CHECK(k == "--model" || k == "--classes" || k == "--width-mult" || k == "--config" || k == "--height" ||
-                     k == "--width",
-                 "model summary: unknown option ", k);
-  std::shared_ptr<SegmentationModel> model;
+  ModelChoice m;
   int64_t h = 480, w = 640;
-  if (args.count("--config")) {
-    MOESEG_CHECK(!args.count("--model"), "model summary: give --model or --config, not both");
-    model = load_model_config(args["--config"]);
-    if (auto* moe = dynamic_cast<MoE*>(model.get())) {
-      h = moe->config().input_h;
-      w = moe->config().input_w;
-    }
-  } else {
-    MOESEG_CHECK(args.count("--model") && args.count("--classes"), "model summary: needs --model NAME --classes N");
-    ModelOptions o;
-    o.num_classes = std::stoll(args["--classes"]);
-    if (args.count("--width-mult")) o.width = std::stod(args["--width-mult"]);
-    model = make_model(args["--model"], o);
+  ArgParser args("moeseg model summary", "(--model NAME --classes N [--width-mult M] | --config FILE) [--height H --width W]",
+                 "NAME: frrn_a, frrn_b, deeplabv3plus_resnet18/50/101; FILE: a model/MoE/ensemble config or an experiment\n"
+                 "config. Default size: the model's fixed input size (an MoE with a fixed-size gate), else 480x640.");
+  add_model_choice(args, m);
+  args.option("--height", &h, "H", "input height", 1, 1 << 16).option("--width", &w, "W", "input width", 1, 1 << 16);
+  if (!args.parse(argc - 1, argv + 1)) return 0;
+  std::shared_ptr<SegmentationModel> model = build_chosen_model(m, "moeseg model summary");
+  if (auto size = model->fixed_input_size()) {
+    if (!args.given("--height")) h = size->first;
+    if (!args.given("--width")) w = size->second;
   }
-  if (args.count("--height")) h = std::stoll(args["--height"]);
-  if (args.count("--width")) w = std::stoll(args["--width"]);
-
   model->eval();
   ForwardTrace trace;
   Tensor logits;

@@ -9,14 +9,12 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "core/cli_args.h"
 #include "core/error.h"
-#include "data/a2d2.h"
 #include "data/augment.h"
 #include "data/image_io.h"
 #include "data/label_colours.h"
 #include "kernels/reduce.h"
-#include "models/ensemble.h"
-#include "models/moe.h"
 #include "models/registry.h"
 #include "tools/cmd_predict.h"
 #include "tools/cmd_training.h"
@@ -29,22 +27,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void usage_predict() {
-  std::printf(
-      "usage: moeseg predict CONFIG [IMAGE...] --out DIR [options]\n\n"
-      "Runs the model of CONFIG (an experiment config, as `moeseg eval` takes) on IMAGE files, or,\n"
-      "without IMAGEs, on dataset images (with their ground truth), and writes PNGs into DIR.\n"
-      "Images are resized to the config's data.height x data.width, as in evaluation.\n\n"
-      "  --out DIR          output folder (created)\n"
-      "  --checkpoint W     weights (default <run>/best/model.safetensors, else what the model config loads)\n"
-      "  --data ROOT        dataset root (overrides data.root)\n"
-      "  --subset S         dataset subset (default: the config's first test subset)\n"
-      "  --split S          dataset split (default test)\n"
-      "  --list FILE        the images of this A2D2 split file instead of subset/split\n"
-      "  --max N            at most N dataset images (default 4; 0 = all)\n"
-      "  --alpha A          opacity of the prediction in the overlay (default 0.5)\n"
-      "  --set KEY=VALUE    override a config value\n\n"
-      "Per image, named after its file stem:\n"
+// What predict writes, printed under its usage.
+const char* const kPredictOutputs =
+    "Runs the model of CONFIG (an experiment config, as `moeseg eval` takes) on IMAGE files, or,\n"
+    "without IMAGEs, on dataset images (with their ground truth), and writes PNGs into DIR.\n"
+    "Images are resized to the config's data.height x data.width, as in evaluation.\n\n"
+    "Per image, named after its file stem:\n"
       "  <stem>_image.png         the input as the model saw it\n"
       "  <stem>_pred.png          predicted classes in the dataset's palette (A2D2 class colours for\n"
       "                           38 classes, Cityscapes colours for 19, CamVid colours otherwise)\n"
@@ -58,8 +46,7 @@ void usage_predict() {
       "                           and 2 (the categories of `moeseg eval`): grey = all three agree\n"
       "                           (perfect), orange = follows expert 1, sky blue = follows expert 2,\n"
       "                           red = follows neither (critical); black = ignore in the ground truth.\n"
-      "The weights and the disagreement fractions are printed per image too.\n");
-}
+      "The weights and the disagreement fractions are printed per image too.\n";
 
 struct Input {
   data::Sample sample;
@@ -79,41 +66,37 @@ std::string unique_stem(std::string stem, std::set<std::string>& used) {
 
 int run_predict(int argc, char** argv) {
   ensure_passive_omp_wait("predict");
-  std::string config, checkpoint, out_dir, subset, split = "test", list_file;
-  std::vector<std::string> images, sets;
+  std::string checkpoint, out_dir, subset, split = "test", list_file;
+  std::vector<std::string> positional, sets;
   int max_images = 4;
   double alpha = 0.5;
   bool dataset_options = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      MOESEG_CHECK(i + 1 < argc, "predict: ", a, " needs a value");
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      usage_predict();
-      return 0;
-    } else if (a == "--out") out_dir = value();
-    else if (a == "--checkpoint") checkpoint = value();
-    else if (a == "--data") {
-      sets.push_back("data.root=" + nlohmann::json(fs::absolute(value()).string()).dump());
+  auto dataset_option = [&](std::string* out) {
+    return [&, out](const std::string& v) {
+      *out = v;
       dataset_options = true;
-    } else if (a == "--subset") subset = value(), dataset_options = true;
-    else if (a == "--split") split = value(), dataset_options = true;
-    else if (a == "--list") list_file = value(), dataset_options = true;
-    else if (a == "--max") max_images = std::stoi(value());
-    else if (a == "--alpha") alpha = std::stod(value());
-    else if (a == "--set") sets.push_back(value());
-    else if (!a.empty() && a[0] == '-') MOESEG_FAIL("predict: unknown option ", a, " (see --help)");
-    else if (config.empty()) config = a;
-    else images.push_back(a);
-  }
-  if (config.empty()) {
-    usage_predict();
-    return 1;
-  }
-  MOESEG_CHECK(!out_dir.empty(), "predict: needs --out DIR (see --help)");
-  MOESEG_CHECK(alpha >= 0 && alpha <= 1, "predict: --alpha ", alpha, " must be in [0, 1]");
+    };
+  };
+  ArgParser args("moeseg predict", "CONFIG [IMAGE...] --out DIR [options]", kPredictOutputs);
+  args.positionals(&positional, "CONFIG", 1, static_cast<size_t>(-1))
+      .option("--out", &out_dir, "DIR", "output folder (created)")
+      .required("--out")
+      .option("--checkpoint", &checkpoint, "W", "weights (default <run>/best/model.safetensors, else what the model config loads)")
+      .action("--data", "ROOT", "dataset root (overrides data.root)",
+              [&](const std::string& v) {
+                sets.push_back("data.root=" + nlohmann::json(fs::absolute(v).string()).dump());
+                dataset_options = true;
+              })
+      .action("--subset", "S", "dataset subset (default: the config's first test subset)", dataset_option(&subset))
+      .action("--split", "S", "dataset split (default test)", dataset_option(&split))
+      .action("--list", "FILE", "the images this list file names (the dataset's list format) instead of subset/split",
+              dataset_option(&list_file))
+      .option("--max", &max_images, "N", "at most N dataset images (default 4; 0 = all)", 0)
+      .option("--alpha", &alpha, "A", "opacity of the prediction in the overlay (default 0.5)", 0.0, 1.0)
+      .repeated("--set", &sets, "KEY=VALUE", "override a config value");
+  if (!args.parse(argc, argv)) return 0;
+  const std::string config = positional[0];
+  const std::vector<std::string> images(positional.begin() + 1, positional.end());
   MOESEG_CHECK(images.empty() || !dataset_options,
                "predict: give image files or dataset options (--data/--subset/--split/--list), not both");
   for (const std::string& f : images) MOESEG_CHECK(fs::is_regular_file(f), "predict: image file '", f, "' does not exist");
@@ -140,17 +123,8 @@ int run_predict(int argc, char** argv) {
       inputs.push_back(std::move(in));
     }
   } else {
-    std::shared_ptr<const data::Dataset> ds;
-    if (!list_file.empty()) {
-      data::A2D2Options o;
-      o.root = c.data.root;
-      o.split_file = list_file;
-      o.unknown_colour_to_ignore = c.data.unknown_colour_to_ignore;
-      ds = std::make_shared<data::A2D2Dataset>(o);
-    } else {
-      if (subset.empty()) subset = c.data.test_subsets.empty() ? c.data.subset : c.data.test_subsets.front();
-      ds = open_experiment_data(c.data, subset, split, max_images);
-    }
+    if (subset.empty()) subset = c.data.test_subsets.empty() ? c.data.subset : c.data.test_subsets.front();
+    std::shared_ptr<const data::Dataset> ds = open_experiment_data(c.data, subset, split, max_images, list_file);
     const size_t n = max_images > 0 ? std::min(ds->size(), static_cast<size_t>(max_images)) : ds->size();
     for (size_t i = 0; i < n; ++i) {
       Input in;
@@ -162,8 +136,6 @@ int run_predict(int argc, char** argv) {
   }
 
   fs::create_directories(out_dir);
-  MoE* moe = dynamic_cast<MoE*>(model.get());
-  Ensemble* ens = dynamic_cast<Ensemble*>(model.get());
   model->eval();
   NoGradGuard ng;
   std::set<std::string> stems;
@@ -172,17 +144,10 @@ int run_predict(int argc, char** argv) {
     const data::Sample s = (c.data.height > 0 && c.data.width > 0) ? data::resize_sample(in.sample, c.data.height, c.data.width)
                                                                   : in.sample;
     const Tensor x = s.image.unsqueeze(0).contiguous();
-    Tensor logits, gate;
-    std::vector<Tensor> expert_logits;
-    if (moe) {
-      MoEOutput o = moe->forward_moe(x);
-      logits = o.logits, gate = o.gate, expert_logits = o.expert_logits;
-    } else if (ens) {
-      MoEOutput o = ens->forward_all(x);
-      logits = o.logits, expert_logits = o.expert_logits;
-    } else {
-      logits = model->forward(x);
-    }
+    const ModelOutput o = model->forward_detailed(x);
+    const Tensor& logits = o.logits;
+    const Tensor& gate = o.gate;
+    const std::vector<Tensor>& expert_logits = o.member_logits;
     const Tensor pred = argmax(logits, 1).select(0, 0).contiguous();
     const std::string base = (fs::path(out_dir) / unique_stem(s.id, stems)).string();
     const data::Image image = data::tensor_to_image(s.image);

@@ -3,6 +3,5 @@
 
 namespace moeseg::cli {
 int run_bench(int argc, char** argv);
-int run_train_demo(int argc, char** argv);
 int run_ops(int argc, char** argv);
 }  // namespace moeseg::cli

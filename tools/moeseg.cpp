@@ -32,8 +32,6 @@ const std::vector<Command>& commands() {
        moeseg::cli::run_eval},
       {"predict", "a trained model's predictions as PNGs (labels, overlay, gate, disagreement): `moeseg predict CONFIG [IMAGE...] --out DIR`",
        moeseg::cli::run_predict},
-      {"train-demo", "fit a small conv net to synthetic segmentation batches (a one-minute smoke run)",
-       moeseg::cli::run_train_demo},
       {"ops", "list every op of the op table", moeseg::cli::run_ops},
       {"model", "model tools: `moeseg model summary --model NAME --classes N [--height H --width W]`",
        moeseg::cli::run_model},

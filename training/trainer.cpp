@@ -1,4 +1,4 @@
-// The training loop, validation, data opening and the frozen-expert cache (see trainer.h).
+// The training loop (training/trainer.h).
 #include "training/trainer.h"
 
 #include <omp.h>
@@ -8,24 +8,19 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <unordered_map>
 
 #include "core/autograd.h"
 #include "core/device_probe.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
-#include "data/a2d2.h"
-#include "data/camvid.h"
 #include "data/loader.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/elementwise.h"
 #include "kernels/shape_ops.h"
-#include "models/moe.h"
-#include "models/registry.h"
 #include "training/checkpoint.h"
 #include "training/curves.h"
-#include "training/metrics.h"
-#include "training/optimizer.h"
+#include "training/member_cache.h"
+#include "training/optimizer_factory.h"
 #include "training/progress.h"
 #include "training/schedule.h"
 
@@ -33,240 +28,6 @@ namespace moeseg {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-namespace {
-
-// A view of some samples of another dataset, by index.
-class IndexedDataset : public data::Dataset {
- public:
-  IndexedDataset(std::shared_ptr<const data::Dataset> base, std::vector<size_t> idx, std::string name)
-      : base_(std::move(base)), idx_(std::move(idx)), name_(std::move(name)) {}
-  size_t size() const override { return idx_.size(); }
-  data::Sample get(size_t i) const override { return base_->get(idx_.at(i)); }
-  int num_classes() const override { return base_->num_classes(); }
-  int ignore_index() const override { return base_->ignore_index(); }
-  std::string name() const override { return name_; }
-
- private:
-  std::shared_ptr<const data::Dataset> base_;
-  std::vector<size_t> idx_;
-  std::string name_;
-};
-
-std::vector<size_t> range(size_t a, size_t b) {
-  std::vector<size_t> v;
-  for (size_t i = a; i < b; ++i) v.push_back(i);
-  return v;
-}
-
-std::shared_ptr<const data::Dataset> open_camvid_part(const DataConfig& d, const std::string& subset,
-                                                      const std::string& split) {
-  data::CamVidOptions o;
-  o.root = d.root;
-  MOESEG_CHECK(subset == "dusk" || subset == "day", "CamVid: unknown subset '", subset, "' (known: dusk, day, all)");
-  o.domains = {subset};
-  const std::string tag = "camvid:" + subset + ":" + split;
-  if (subset == "dusk") {
-    o.split = "train";   // all dusk frames come from train.txt; the tail is held out (trainer.h)
-    auto all = std::make_shared<data::CamVidDataset>(o);
-    const size_t n = all->size(), hold = std::min<size_t>(static_cast<size_t>(std::max(d.camvid_dusk_holdout, 2)), n / 2);
-    const size_t first = n - hold, mid = first + hold / 2;
-    if (split == "train") return std::make_shared<IndexedDataset>(all, range(0, first), tag);
-    if (split == "val") return std::make_shared<IndexedDataset>(all, range(first, mid), tag);
-    if (split == "test") return std::make_shared<IndexedDataset>(all, range(mid, n), tag);
-  } else {
-    if (split == "train") {
-      o.split = "train";
-      return std::make_shared<data::CamVidDataset>(o);
-    }
-    o.split = "val";
-    auto all = std::make_shared<data::CamVidDataset>(o);
-    const size_t n = all->size();
-    if (split == "val") return std::make_shared<IndexedDataset>(all, range(0, n / 2), tag);
-    if (split == "test") return std::make_shared<IndexedDataset>(all, range(n / 2, n), tag);
-  }
-  MOESEG_FAIL("CamVid: unknown split '", split, "' (known: train, val, test)");
-}
-
-std::vector<std::string> split_csv(const std::string& s) {
-  std::vector<std::string> out;
-  size_t a = 0;
-  while (a <= s.size()) {
-    size_t b = s.find(',', a);
-    if (b == std::string::npos) b = s.size();
-    if (b > a) out.push_back(s.substr(a, b - a));
-    a = b + 1;
-  }
-  return out;
-}
-
-// ---- the frozen-expert cache (trainer.h) -------------------------------------------------------
-uint64_t hash_tensor(const Tensor& t, uint64_t h) {
-  Tensor c = t.to(Device{}).contiguous();
-  const auto* p = static_cast<const unsigned char*>(c.raw_data());
-  const size_t n = static_cast<size_t>(c.numel()) * dtype_size(c.dtype());
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
-
-struct ExpertOutputs {
-  std::vector<Tensor> taps, logits;   // per expert, [1, ...]
-};
-
-class ExpertCache {
- public:
-  explicit ExpertCache(MoE& moe) : moe_(moe) {}
-  // Taps and logits of every expert for the batch, from the cache or computed per sample.
-  void lookup(const data::Batch& b, std::vector<Tensor>& taps, std::vector<Tensor>& logits) {
-    const size_t E = moe_.experts().size();
-    std::vector<std::vector<Tensor>> t(E), l(E);
-    for (int64_t i = 0; i < b.images.size(0); ++i) {
-      Tensor img = b.images.narrow(0, i, 1).contiguous();
-      const uint64_t key = hash_tensor(img, 1469598103934665603ull ^ (b.indices[i] * 0x9E3779B97F4A7C15ull));
-      auto it = map_.find(key);
-      if (it == map_.end()) {
-        NoGradGuard ng;
-        ExpertOutputs o;
-        for (auto& e : moe_.experts()) {
-          SegmentationOutput so = e->forward_with_taps(img, {moe_.config().tap});
-          o.taps.push_back(so.taps.at(moe_.config().tap).contiguous());
-          o.logits.push_back(so.logits.contiguous());
-        }
-        it = map_.emplace(key, std::move(o)).first;
-        ++misses_;
-      } else {
-        ++hits_;
-      }
-      for (size_t e = 0; e < E; ++e) {
-        t[e].push_back(it->second.taps[e]);
-        l[e].push_back(it->second.logits[e]);
-      }
-    }
-    taps.clear();
-    logits.clear();
-    for (size_t e = 0; e < E; ++e) {
-      taps.push_back(t[e].size() == 1 ? t[e][0] : concat(t[e], 0));
-      logits.push_back(l[e].size() == 1 ? l[e][0] : concat(l[e], 0));
-    }
-  }
-  int64_t hits() const { return hits_; }
-  int64_t misses() const { return misses_; }
-
- private:
-  MoE& moe_;
-  std::unordered_map<uint64_t, ExpertOutputs> map_;
-  int64_t hits_ = 0, misses_ = 0;
-};
-
-// The MoE's combination (models/moe.cpp forward_moe) from given expert outputs.
-Tensor moe_combine(MoE& moe, const std::vector<Tensor>& taps, const std::vector<Tensor>& logits) {
-  return moe.combine(taps, logits).first;
-}
-
-std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& o, NamedParameters params) {
-  if (o.type == "sgd") {
-    SGDOptions s;
-    s.lr = o.lr;
-    s.momentum = o.momentum;
-    s.weight_decay = o.weight_decay;
-    s.nesterov = o.nesterov;
-    return std::make_unique<SGD>(std::move(params), s);
-  }
-  AdamOptions a;
-  a.lr = o.lr;
-  a.beta1 = o.beta1;
-  a.beta2 = o.beta2;
-  a.weight_decay = o.weight_decay;
-  if (o.type == "adamw") return std::make_unique<AdamW>(std::move(params), a);
-  return std::make_unique<Adam>(std::move(params), a);
-}
-
-data::AugmentConfig augment_for(const DataConfig& d, bool train, int ignore_index) {
-  data::AugmentConfig a = data::reference_preset(d.height, d.width, train && d.preset == "reference");
-  a.ignore_index = ignore_index;
-  return a;
-}
-
-Tensor class_weight_tensor(const TrainConfig& t, int64_t classes) {
-  if (t.class_weights.empty()) return Tensor();
-  MOESEG_CHECK(static_cast<int64_t>(t.class_weights.size()) == classes, "train.class_weights: ", t.class_weights.size(),
-               " weights for ", classes, " classes");
-  std::vector<float> w(t.class_weights.begin(), t.class_weights.end());
-  return Tensor::from_vector(w, {classes});
-}
-
-}  // namespace
-
-std::shared_ptr<const data::Dataset> open_experiment_data(const DataConfig& d, const std::string& subsets,
-                                                          const std::string& split, int max_images) {
-  std::vector<std::shared_ptr<const data::Dataset>> parts;
-  for (const std::string& s0 : split_csv(subsets)) {
-    std::vector<std::string> names = {s0};
-    if (d.dataset == "camvid" && s0 == "all") names = {"dusk", "day"};
-    for (auto& s : names) {
-      std::shared_ptr<const data::Dataset> ds;
-      if (d.dataset == "camvid") {
-        ds = open_camvid_part(d, s, split);
-      } else {
-        data::A2D2Options o;
-        o.root = d.root;
-        o.subset = s;
-        o.split = split;
-        o.unknown_colour_to_ignore = d.unknown_colour_to_ignore;
-        ds = std::make_shared<data::A2D2Dataset>(o);
-      }
-      if (max_images > 0 && ds->size() > static_cast<size_t>(max_images))
-        ds = std::make_shared<IndexedDataset>(ds, range(0, static_cast<size_t>(max_images)),
-                                              ds->name() + "[:" + std::to_string(max_images) + "]");
-      parts.push_back(ds);
-    }
-  }
-  MOESEG_CHECK(!parts.empty(), "data: no subsets in '", subsets, "'");
-  if (parts.size() == 1) return parts[0];
-  return std::make_shared<data::ConcatDataset>(parts);
-}
-
-std::shared_ptr<SegmentationModel> build_experiment_model(const ExperimentConfig& c) {
-  return make_model_from_config(c.model, c.base_dir);
-}
-
-ValidationResult validate_model(SegmentationModel& model, const data::Dataset& ds, const ExperimentConfig& c,
-                                bool quiet) {
-  const bool was_training = model.is_training();
-  model.eval();
-  NoGradGuard ng;
-  data::LoaderOptions lo;
-  lo.batch_size = static_cast<size_t>(c.train.batch);
-  lo.num_workers = c.data.workers;
-  lo.augment = augment_for(c.data, false, ds.ignore_index());
-  std::shared_ptr<const data::Dataset> view(&ds, [](const data::Dataset*) {});
-  data::DataLoader loader(view, lo);
-  loader.start_epoch(0);
-  ConfusionMatrix cm(model.num_classes());
-  Tensor weights = class_weight_tensor(c.train, model.num_classes());
-  double loss_sum = 0;
-  int64_t n = 0, k = 0;
-  ProgressBar bar("  validate", static_cast<int64_t>(loader.batches_per_epoch()), quiet);
-  data::Batch b;
-  const Device dev = model.device();
-  if (weights.defined()) weights = weights.to(dev);
-  while (loader.next(b)) {
-    b.to(dev);
-    Tensor logits = model.forward(b.images);
-    const int64_t bn = b.images.size(0);
-    loss_sum += cross_entropy(logits, b.labels, weights, c.train.ignore_index).item() * static_cast<double>(bn);
-    cm.update_from_logits(logits, b.labels);
-    n += bn;
-    bar.update(++k, loss_sum / static_cast<double>(n), n);
-  }
-  bar.finish();
-  model.train(was_training);
-  ValidationResult r;
-  r.loss = n ? loss_sum / static_cast<double>(n) : NAN;
-  r.miou = cm.mean_iou();
-  r.images = n;
-  return r;
-}
 
 TrainSummary train_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   auto model = build_experiment_model(c);
@@ -277,6 +38,8 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
   const auto t_start = std::chrono::steady_clock::now();
   const TrainConfig& T = c.train;
   const std::string run = c.out, last_dir = run + "/last", best_dir = run + "/best";
+  MOESEG_CHECK(opt.resume || opt.overwrite || !checkpoint_exists(last_dir), c.source, ": the run folder ", run,
+               " already holds a run (", last_dir, "); pass --resume to continue it or --overwrite to start again");
   fs::create_directories(run);
   remove_stale_temp_files(last_dir);
   remove_stale_temp_files(best_dir);
@@ -287,25 +50,23 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
   const Device dev = resolve_device(T.device);
   model.to(dev);
 
-  // The parameters to train: everything trainable, or the MoE's gate (+ conv) only.
-  MoE* moe = dynamic_cast<MoE*>(&model);
+  // The parameters to train: everything trainable (a mixture's gate and final conv only: its
+  // members are frozen).
   NamedParameters params;
   for (auto& [name, p] : model.named_parameters())
     if (p.requires_grad()) params.emplace_back(name, p);
   MOESEG_CHECK(!params.empty(), c.source, ": the model has no trainable parameters (an ensemble needs no training)");
-  if (moe) {   // sanity: exactly the MoE's own trainable set
-    MOESEG_CHECK(params.size() == moe->trainable_parameters().size(), "trainer: MoE has ", params.size(),
-                 " trainable tensors but trainable_parameters() lists ", moe->trainable_parameters().size());
-  }
   std::vector<Tensor> param_tensors;
   for (auto& [n, p] : params) param_tensors.push_back(p);
   auto optimizer = make_optimizer(T.optimizer, params);
 
-  const bool use_cache = moe && T.cache_expert_outputs;
-  MOESEG_CHECK(!(use_cache && moe->config().experts_bn_train_mode), c.source,
-               ": train.cache_expert_outputs cannot be used with experts_bn_train_mode (the experts' outputs change "
-               "while training)");
-  std::unique_ptr<ExpertCache> cache = use_cache ? std::make_unique<ExpertCache>(*moe) : nullptr;
+  std::unique_ptr<MemberCache> cache;
+  try {
+    if (T.cache_expert_outputs && !model.frozen_members().empty()) cache = std::make_unique<MemberCache>(model);
+  } catch (const Error& e) {
+    MOESEG_FAIL(c.source, ": ", e.what());
+  }
+  const bool use_cache = cache != nullptr;
 
   auto train_ds = open_experiment_data(c.data, c.data.subset, "train", c.data.max_train);
   auto val_ds = open_experiment_data(c.data, c.data.val_subset, "val", c.data.max_val);
@@ -375,15 +136,9 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
       b.to(dev);
       if (T.schedule_per == "step") optimizer->set_lr(learning_rate_at(sched, meta.step));
       optimizer->zero_grad();
-      Tensor logits;
-      if (cache) {
-        std::vector<Tensor> taps, expert_logits;
-        cache->lookup(b, taps, expert_logits);
-        logits = moe_combine(*moe, taps, expert_logits);
-      } else {
-        logits = model.forward(b.images);
-      }
-      Tensor loss = cross_entropy(logits, b.labels, weights, T.ignore_index);
+      const ModelOutput out = cache ? model.combine_members(cache->lookup(b)) : model.forward_detailed(b.images);
+      Tensor loss = cross_entropy(out.logits, b.labels, weights, T.ignore_index);
+      for (const auto& [name, aux] : out.aux_losses) loss = add(loss, aux);
       loss.backward();
       double gnorm = NAN;
       if (T.grad_clip > 0) gnorm = clip_grad_norm(param_tensors, T.grad_clip);

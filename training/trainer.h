@@ -1,6 +1,8 @@
 // The trainer: trains what an experiment config describes — an expert on one subset, a baseline
 // on the union, or an MoE gate (+ final conv) on frozen experts — with validation mIoU every N
 // epochs, a best-mIoU checkpoint, early stopping, a JSONL log, SVG curves and exact resumption.
+// Its pieces: experiment_setup.h (data, model, augmentation of a config), validation.h,
+// member_cache.h (frozen-member outputs), optimizer_factory.h, checkpoint.h; this file the loop.
 //
 // Determinism and resumption: the data order of an epoch is a Philox shuffle of (seed, epoch)
 // (data/loader.h), augmentation is keyed by (seed, epoch, index), the LR is a pure function of
@@ -8,15 +10,10 @@
 // epoch end. So "1 epoch, stop, --resume, 1 epoch" gives bit-for-bit the weights of "2 epochs" on
 // the CPU (tests/training/test_trainer.cpp checks every tensor).
 //
-// MoE gate stage: only MoE::trainable_parameters() (gate, final conv) are optimised; the experts
-// are frozen (eval mode: their BatchNorm statistics never change). With
-// train.cache_expert_outputs the frozen experts' tap and logits of every training input are
-// computed once, at batch size 1, and kept in memory, keyed by the sample index and a 64-bit
-// hash of the input pixels: a random augmentation that changes the input (flip, crop, jitter)
-// just misses the cache and computes afresh, so the cache is never wrong, only less useful. It
-// is refused with experts_bn_train_mode (the reference quirk: experts' BN statistics drift, so
-// their outputs are not constant). Always batch size 1 for expert passes in this mode, so a
-// resumed run (cold cache) computes the same numbers as an uninterrupted one (warm cache).
+// Gate stage: a model that combines frozen members (the MoE) has only its combination (gate,
+// final conv) trainable, its members frozen (eval mode: their BatchNorm statistics never change);
+// with train.cache_expert_outputs the members' outputs are cached (training/member_cache.h).
+// Auxiliary losses a model returns (ModelOutput::aux_losses) are added to the task loss.
 //
 // Threads: data.workers defaults to 0 (batches are decoded on the training thread). On a 2-core
 // machine a loader thread competes with the OpenMP team of the kernels; libgomp's threads
@@ -30,26 +27,18 @@
 #include "data/dataset.h"
 #include "models/segmentation_model.h"
 #include "training/experiment_config.h"
+#include "training/experiment_setup.h"
+#include "training/validation.h"
 
 namespace moeseg {
-
-// ---- data ------------------------------------------------------------------------------------
-// The dataset of `subsets` (comma separated) and split (train, val, test) as the config's data
-// section says; each subset is cut to `max_images` (0 = all) before concatenation.
-// A2D2 (and the synthetic scenes): subsets highway, urban, ambiguous, all.
-// CamVid: subsets dusk (sequence 0001TP), day (the others), all. CamVid as published has train
-// and val lists only, so: dusk train = 0001TP train frames minus the last camvid_dusk_holdout;
-// dusk val = the first half of those held-out frames, dusk test = the second half; day train =
-// the day frames of train.txt; day val = the first half of val.txt, day test = the second half.
-std::shared_ptr<const data::Dataset> open_experiment_data(const DataConfig& d, const std::string& subsets,
-                                                          const std::string& split, int max_images);
-
-// The model of a config (registry JSON, relative paths against the config's folder).
-std::shared_ptr<SegmentationModel> build_experiment_model(const ExperimentConfig& c);
 
 // ---- training --------------------------------------------------------------------------------
 struct TrainOptions {
   bool resume = false;          // continue from <out>/last (error if absent)
+  // A run folder that already holds a run (a last/ checkpoint) is refused unless the call
+  // resumes it or overwrite is set: a second `moeseg train` into the same --out never silently
+  // replaces the first run.
+  bool overwrite = false;
   bool quiet = false;           // no progress output
   int stop_after_epochs = -1;   // >= 0: return after this many epochs of this call (tests: interruption)
 };
@@ -68,13 +57,5 @@ struct TrainSummary {
 TrainSummary train_experiment(const ExperimentConfig& c, const TrainOptions& opt = {});
 // Same, on a model built by the caller (tests; reproduce builds MoEs around trained experts).
 TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, const TrainOptions& opt = {});
-
-// Mean loss and confusion matrix of `model` on `ds` at batch `batch` (eval mode, no gradients).
-struct ValidationResult {
-  double loss = 0, miou = 0;
-  int64_t images = 0;
-};
-ValidationResult validate_model(SegmentationModel& model, const data::Dataset& ds, const ExperimentConfig& c,
-                                bool quiet = true);
 
 }  // namespace moeseg

@@ -83,13 +83,13 @@ void check_variant(const std::string& name) {
   for (auto& [k, v] : before)
     if (k.find("running_") != std::string::npos) stats_before[k] = v.to_vector<float>();
 
-  MoEOutput o = moe->forward_moe(experts_fixture().get("x"));
+  ModelOutput o = moe->forward_detailed(experts_fixture().get("x"));
   double err = testing::max_relative_error(o.logits, f.get("logits"));
   INFO("logits relative error " << err);
   CHECK(err <= 1e-4);
   CHECK(testing::max_relative_error(o.gate, f.get("gate")) <= 1e-4);
-  REQUIRE(o.expert_logits.size() == 2);
-  CHECK(o.expert_logits[0].shape() == o.logits.shape());
+  REQUIRE(o.member_logits.size() == 2);
+  CHECK(o.member_logits[0].shape() == o.logits.shape());
 
   Tensor loss = cross_entropy(o.logits, experts_fixture().get("target"), Tensor(), 255);
   loss.backward();
@@ -125,9 +125,9 @@ TEST_CASE("moe: ensembles (mean, max) = PyTorch") {
     Ensemble ens(fixture_experts(), mode);
     ens.train();   // experts stay in eval mode
     NoGradGuard ng;
-    MoEOutput o = ens.forward_all(experts_fixture().get("x"));
+    ModelOutput o = ens.forward_detailed(experts_fixture().get("x"));
     CHECK(testing::max_relative_error(o.logits, f.get("logits")) <= 1e-4);
-    CHECK(o.expert_logits.size() == 2);
+    CHECK(o.member_logits.size() == 2);
     CHECK(ens.num_parameters(/*trainable_only=*/true) == 0);
   }
 }
@@ -139,7 +139,7 @@ TEST_CASE("moe: the reference quirk (experts' BatchNorm in train mode) is opt-in
   CHECK(moe->experts()[0]->is_training());
   const std::string key = "first.bn.running_mean";
   auto before = moe->experts()[0]->state_dict().at(key).to_vector<float>();
-  moe->forward_moe(experts_fixture().get("x"));
+  moe->forward_detailed(experts_fixture().get("x"));
   CHECK(moe->experts()[0]->state_dict().at(key).to_vector<float>() != before);
   // Parameters are still frozen.
   for (auto& p : moe->experts()[0]->parameters()) CHECK_FALSE(p.requires_grad());
@@ -204,12 +204,12 @@ TEST_CASE("moe: a fixed-size gate names the expected and actual flatten size") {
   moe->eval();
   NoGradGuard ng;
   Tensor x = Tensor::full({1, 3, 64, 96}, 0.5);
-  CHECK_THROWS_WITH_AS(moe->forward_moe(x), doctest::Contains("has 24 features (4x6) but fc1 expects 6 (2x3)"), Error);
+  CHECK_THROWS_WITH_AS(moe->forward_detailed(x), doctest::Contains("has 24 features (4x6) but fc1 expects 6 (2x3)"), Error);
   // The resolution-independent gate runs at any size.
   TensorFile fp = load_safetensors(fixture_path("moe_simple_pool.safetensors"));
   auto pooled = fixture_moe(fp);
   pooled->eval();
-  CHECK(pooled->forward_moe(x).logits.shape() == Shape{1, 5, 64, 96});
+  CHECK(pooled->forward_detailed(x).logits.shape() == Shape{1, 5, 64, 96});
 }
 
 TEST_CASE("moe: checkpoint errors list missing and unexpected tensors") {

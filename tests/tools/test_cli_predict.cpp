@@ -184,9 +184,9 @@ MoEResult moe_of(const Setup& s, const Tensor& image) {
   auto* moe = dynamic_cast<MoE*>(m.get());
   REQUIRE(moe != nullptr);
   NoGradGuard ng;
-  MoEOutput o = moe->forward_moe(image.unsqueeze(0).contiguous());
+  ModelOutput o = moe->forward_detailed(image.unsqueeze(0).contiguous());
   MoEResult r{o.logits.select(0, 0).contiguous(), o.gate.select(0, 0).to(DType::Float32).contiguous(), {}};
-  for (const Tensor& e : o.expert_logits) r.experts.push_back(e.select(0, 0).contiguous());
+  for (const Tensor& e : o.member_logits) r.experts.push_back(e.select(0, 0).contiguous());
   return r;
 }
 

@@ -1,0 +1,21 @@
+// The study registry of `moeseg reproduce --study NAME` (training/experiments/study.h).
+#include "training/experiments/study.h"
+
+#include "core/error.h"
+#include "training/experiments/model_level_moe.h"
+
+namespace moeseg {
+
+std::vector<std::pair<std::string, std::string>> known_studies() {
+  return {{"model_level_moe",
+           "FRRN-A experts, baseline, ensembles and four MoE gates, mIoU per test subset (spec §1.5-1.9)"}};
+}
+
+int run_study(const StudyOptions& opt) {
+  if (opt.study == "model_level_moe") return run_model_level_moe(opt);
+  std::string names;
+  for (auto& [n, d] : known_studies()) names += (names.empty() ? "" : ", ") + n;
+  MOESEG_FAIL("reproduce: unknown study '", opt.study, "' (known: ", names, ")");
+}
+
+}  // namespace moeseg
