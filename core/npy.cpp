@@ -6,10 +6,12 @@
 #include "core/npy.h"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "core/safetensors.h"
+#include "core/value_checks.h"
 
 namespace moeseg {
 
@@ -19,19 +21,19 @@ constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicLen = 6;
 
 DType dtype_from_descr(const std::string& d, const std::string& path) {
-  MOESEG_CHECK(d.size() >= 2, path, ": npy dtype descriptor '", d, "' is not understood");
+  MOESEG_CHECK(d.size() >= 2, path, ": npy dtype descriptor '", printable(d), "' is not understood");
   const char order = d[0];
   const std::string kind = d.substr(1);
   const bool single_byte = kind == "u1" || kind == "i1" || kind == "b1";
-  MOESEG_CHECK(order == '<' || order == '|' || (order == '=' && single_byte), path, ": npy dtype '", d,
+  MOESEG_CHECK(order == '<' || order == '|' || (order == '=' && single_byte), path, ": npy dtype '", printable(d),
                "' is not little-endian (big-endian data is not supported)");
-  MOESEG_CHECK(order != '|' || single_byte, path, ": npy dtype descriptor '", d, "' is not understood");
+  MOESEG_CHECK(order != '|' || single_byte, path, ": npy dtype descriptor '", printable(d), "' is not understood");
   if (kind == "f4") return DType::Float32;
   if (kind == "f8") return DType::Float64;
   if (kind == "i4") return DType::Int32;
   if (kind == "i8") return DType::Int64;
   if (kind == "u1") return DType::UInt8;
-  MOESEG_FAIL(path, ": npy dtype '", d, "' is not supported (float32, float64, int32, int64, uint8)");
+  MOESEG_FAIL(path, ": npy dtype '", printable(d), "' is not supported (float32, float64, int32, int64, uint8)");
 }
 
 const char* descr_of(DType t, const std::string& path) {
@@ -51,52 +53,67 @@ std::string header_value(const std::string& h, const std::string& key, const std
   size_t p = h.find(k1);
   size_t klen = k1.size();
   if (p == std::string::npos) { p = h.find(k2); klen = k2.size(); }
-  MOESEG_CHECK(p != std::string::npos, path, ": npy header has no '", key, "' entry: ", h);
+  MOESEG_CHECK(p != std::string::npos, path, ": npy header has no '", key, "' entry: ", printable(h));
   p = h.find(':', p + klen);
-  MOESEG_CHECK(p != std::string::npos, path, ": npy header entry '", key, "' has no value: ", h);
+  MOESEG_CHECK(p != std::string::npos, path, ": npy header entry '", key, "' has no value: ", printable(h));
   ++p;
   while (p < h.size() && h[p] == ' ') ++p;
-  MOESEG_CHECK(p < h.size(), path, ": npy header entry '", key, "' has no value: ", h);
+  MOESEG_CHECK(p < h.size(), path, ": npy header entry '", key, "' has no value: ", printable(h));
   size_t e;
   if (h[p] == '(') {
     e = h.find(')', p);
-    MOESEG_CHECK(e != std::string::npos, path, ": npy header shape is not closed: ", h);
+    MOESEG_CHECK(e != std::string::npos, path, ": npy header shape is not closed: ", printable(h));
     return h.substr(p, e - p + 1);
   }
   if (h[p] == '\'' || h[p] == '"') {
     e = h.find(h[p], p + 1);
-    MOESEG_CHECK(e != std::string::npos, path, ": npy header string is not closed: ", h);
+    MOESEG_CHECK(e != std::string::npos, path, ": npy header string is not closed: ", printable(h));
     return h.substr(p + 1, e - p - 1);
   }
   e = h.find_first_of(",}", p);
-  MOESEG_CHECK(e != std::string::npos, path, ": npy header entry '", key, "' is not terminated: ", h);
+  MOESEG_CHECK(e != std::string::npos, path, ": npy header entry '", key, "' is not terminated: ", printable(h));
   std::string v = h.substr(p, e - p);
   while (!v.empty() && v.back() == ' ') v.pop_back();
   return v;
 }
 
 Shape parse_shape(const std::string& s, const std::string& path) {
-  // "(2, 3)", "(5,)" or "()".
+  // A Python tuple of non-negative integers: "(2, 3)", "(5,)" or "()".
+  MOESEG_CHECK(s.size() >= 2 && s.front() == '(' && s.back() == ')', path, ": npy header shape '", printable(s),
+               "' is not a tuple of non-negative integers");
   Shape shape;
   size_t p = 1;
-  while (p < s.size() - 1) {
-    while (p < s.size() && (s[p] == ' ' || s[p] == ',')) ++p;
-    if (p >= s.size() - 1) break;
+  const size_t end = s.size() - 1;
+  bool need_comma = false;
+  while (true) {
+    while (p < end && s[p] == ' ') ++p;
+    if (p >= end) break;
+    if (need_comma) {
+      MOESEG_CHECK(s[p] == ',', path, ": npy header shape '", printable(s), "' is not a tuple of non-negative integers");
+      ++p;
+      need_comma = false;
+      continue;
+    }
     size_t e = p;
-    while (e < s.size() && s[e] >= '0' && s[e] <= '9') ++e;
-    MOESEG_CHECK(e > p, path, ": npy header shape '", s, "' is not a tuple of non-negative integers");
-    shape.push_back(std::stoll(s.substr(p, e - p)));
+    int64_t v = 0;
+    while (e < end && s[e] >= '0' && s[e] <= '9') {
+      MOESEG_CHECK(!__builtin_mul_overflow(v, int64_t{10}, &v) && !__builtin_add_overflow(v, int64_t{s[e] - '0'}, &v),
+                   path, ": npy header shape '", printable(s), "' has a dimension that does not fit in 64 bits");
+      ++e;
+    }
+    MOESEG_CHECK(e > p, path, ": npy header shape '", printable(s), "' is not a tuple of non-negative integers");
+    shape.push_back(v);
     p = e;
+    need_comma = true;
   }
   return shape;
 }
 
 }  // namespace
 
-Tensor load_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MOESEG_CHECK(in.good(), path, ": cannot open file");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+Tensor load_npy(const std::string& path) { return parse_npy(read_file_bytes(path), path); }
+
+Tensor parse_npy(const std::string& bytes, const std::string& path) {
   MOESEG_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), kMagic, kMagicLen) == 0, path,
                ": not a .npy file (bad magic; expected \\x93NUMPY)");
   const int major = static_cast<unsigned char>(bytes[6]);
@@ -118,12 +135,12 @@ Tensor load_npy(const std::string& path) {
   const std::string header = bytes.substr(header_start, header_len);
   const DType dtype = dtype_from_descr(header_value(header, "descr", path), path);
   const std::string fortran = header_value(header, "fortran_order", path);
-  MOESEG_CHECK(fortran == "False", path, ": npy array is in Fortran order (fortran_order: ", fortran,
+  MOESEG_CHECK(fortran == "False", path, ": npy array is in Fortran order (fortran_order: ", printable(fortran),
                "); only C order is supported — save np.ascontiguousarray(a)");
   const Shape shape = parse_shape(header_value(header, "shape", path), path);
 
   const size_t data_start = header_start + header_len;
-  const size_t nbytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  const size_t nbytes = checked_shape_bytes(shape, dtype_size(dtype), path + ": npy " + dtype_name(dtype) + " array").nbytes;
   MOESEG_CHECK(bytes.size() - data_start >= nbytes, path, ": truncated npy data (", dtype_name(dtype), shape_str(shape),
                " needs ", nbytes, " bytes, file has ", bytes.size() - data_start, ")");
   MOESEG_CHECK(bytes.size() - data_start == nbytes, path, ": npy file has ", bytes.size() - data_start - nbytes,

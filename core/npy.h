@@ -10,8 +10,12 @@
 
 namespace moeseg {
 
-// Reads a whole .npy file into a contiguous CPU tensor of the matching dtype.
+// Reads a whole .npy file into a contiguous CPU tensor of the matching dtype. A shape whose
+// byte size overflows, a dimension that does not fit in 64 bits, a non-tuple shape, truncated or
+// trailing data and a path that is not a regular file are refused naming the file.
 Tensor load_npy(const std::string& path);
+// The same from bytes in memory; `path` only names the source in errors (fuzzing, tests).
+Tensor parse_npy(const std::string& bytes, const std::string& path);
 // Writes a tensor (any layout, any device; float16/bfloat16 refused) as a version-1.0 .npy file,
 // atomically (temporary file + rename).
 void save_npy(const std::string& path, const Tensor& t);

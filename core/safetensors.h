@@ -19,14 +19,21 @@ struct TensorFile {
   bool has(const std::string& name) const { return tensors.count(name) != 0; }
 };
 
-// Throws moeseg::Error naming the file on a missing file, a truncated header or data, an unknown
-// dtype or offsets that do not match the shape.
+// Throws moeseg::Error naming the file (and the tensor) on a missing or non-regular file, a
+// truncated header or data, a header that is not an object of {dtype: string, shape: [uint...],
+// data_offsets: [begin, end]}, an unknown dtype, a shape whose size overflows, offsets that do
+// not match the shape, and offsets that overlap, leave holes or do not end at the end of the
+// file (the format requires the tensors to tile the data section exactly).
 TensorFile load_safetensors(const std::string& path);
+// The same from bytes in memory; `path` only names the source in errors (fuzzing, tests).
+TensorFile parse_safetensors(const std::string& bytes, const std::string& path);
 // Writes to path + ".tmp" and renames, so an interrupted write never leaves a half file.
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
 // Writes bytes to path atomically (temporary file + rename).
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// The whole file as bytes; errors name the path (missing, not a regular file, unreadable).
+std::string read_file_bytes(const std::string& path);
 
 }  // namespace moeseg

@@ -1,6 +1,8 @@
 // A2D2 split-file parsing, path resolution and colour decoding (see a2d2.h).
 #include "data/a2d2.h"
 
+#include "core/value_checks.h"
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -45,7 +47,7 @@ A2D2Entry resolve_a2d2_line(const std::string& root, const std::string& line, co
   parts.push_back(base.substr(start));
   const bool ok = parts.size() == 4 && parts[0].size() == 14 && all_digits(parts[0]) && parts[1] == "label" &&
                   camera_folders().count(parts[2]) && parts[3].size() > 4 && parts[3].substr(parts[3].size() - 4) == ".png";
-  MOESEG_CHECK(ok, "A2D2: ", where, ": '", line,
+  MOESEG_CHECK(ok, "A2D2: ", where, ": '", printable(line),
                "' is not a label file name <YYYYMMDDhhmmss>_label_<camera>_<id>.png (camera one of frontcenter, "
                "frontleft, frontright, sideleft, sideright, rearcenter)");
   const std::string scene = parts[0].substr(0, 8) + "_" + parts[0].substr(8);   // insert '_' after the date

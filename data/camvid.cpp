@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/value_checks.h"
 #include "data/image_io.h"
 
 namespace moeseg::data {
@@ -42,7 +43,7 @@ CamVidDataset::CamVidDataset(CamVidOptions opt) : opt_(std::move(opt)) {
     std::string img, lab, extra;
     if (!(ls >> img)) continue;   // blank line
     MOESEG_CHECK(static_cast<bool>(ls >> lab) && !(ls >> extra), "CamVid: ", list_file_, ":", lineno,
-                 ": expected '<image> <label>', got '", line, "'");
+                 ": expected '<image> <label>', got '", printable(line), "'");
     Entry e;
     e.image_path = camvid_resolve(opt_.root, img);
     e.label_path = camvid_resolve(opt_.root, lab);

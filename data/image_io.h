@@ -21,10 +21,28 @@ struct Image {
   const uint8_t* at(int y, int x) const { return pixels.data() + (static_cast<size_t>(y) * width + x) * channels; }
 };
 
+// The largest width x height a file may declare (2^28: 16384 x 16384); checked on the header
+// before anything is allocated. Process-wide; set_max_image_pixels changes it (fuzzing, tests,
+// huge aerial images).
+constexpr int64_t kDefaultMaxImagePixels = int64_t{1} << 28;
+int64_t max_image_pixels();
+void set_max_image_pixels(int64_t pixels);
+
+// The formats read: PNG, JPEG, BMP and binary PNM (P5 gray / P6 RGB), told apart by their magic
+// bytes, never by the file name.
+enum class ImageFormat { PNG, JPEG, BMP, PNM, Unknown };
+ImageFormat sniff_image_format(const std::vector<uint8_t>& bytes);
+
 // Reads an image file. `channels` = 0 keeps what the file holds (1 gray, 2 gray+alpha, 3, 4),
 // 1 forces grayscale, 3 forces RGB (alpha dropped, gray replicated). Throws naming the path and
-// stb's reason for missing, unreadable, truncated or corrupt files.
+// the reason for missing, unreadable, truncated or corrupt files: content that does not match
+// the extension, a PNG chunk with a wrong CRC or image data with a wrong Adler-32 or size, a
+// JPEG without its end marker, BMP/PNM pixel data shorter than the header says, a declared size
+// over max_image_pixels().
 Image read_image(const std::string& path, int channels = 0);
+// The same from bytes in memory; `path` names the file in errors and its extension is checked
+// against the content (fuzzing, tests).
+Image decode_image(const std::vector<uint8_t>& bytes, const std::string& path, int channels = 0);
 
 // Reads a file that must hold a single-channel 8-bit image (class-index labels); an RGB file is
 // an error naming the path: silently converting colours to luminance would corrupt the labels.

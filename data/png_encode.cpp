@@ -4,6 +4,8 @@
 // encoder is a single greedy pass with no hash tables.
 #include "data/png_encode.h"
 
+#include "data/png_checksums.h"
+
 #include <algorithm>
 #include <array>
 
@@ -11,35 +13,6 @@ namespace moeseg::data {
 
 namespace {
 
-uint32_t crc32_update(uint32_t crc, const uint8_t* p, size_t n) {
-  static const auto table = [] {
-    std::array<uint32_t, 256> t{};
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      t[i] = c;
-    }
-    return t;
-  }();
-  crc = ~crc;
-  for (size_t i = 0; i < n; ++i) crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}
-
-uint32_t adler32(const std::vector<uint8_t>& d) {
-  uint32_t a = 1, b = 0;
-  size_t i = 0;
-  while (i < d.size()) {
-    const size_t end = std::min(d.size(), i + 5552);   // largest block without uint32 overflow
-    for (; i < end; ++i) {
-      a += d[i];
-      b += a;
-    }
-    a %= 65521;
-    b %= 65521;
-  }
-  return (b << 16) | a;
-}
 
 void put_be32(std::vector<uint8_t>& out, uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
@@ -162,7 +135,7 @@ std::vector<uint8_t> encode_png_own(const Image& img, bool fast) {
   std::vector<uint8_t> z = {0x78, 0x01};   // zlib header: deflate, 32K window
   if (fast) deflate_fast(raw, img.channels, static_cast<int>(row + 1), z);
   else deflate_stored(raw, z);
-  put_be32(z, adler32(raw));
+  put_be32(z, adler32(raw.data(), raw.size()));
   std::vector<uint8_t> out = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   std::vector<uint8_t> ihdr;
   put_be32(ihdr, static_cast<uint32_t>(img.width));

@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/safetensors.h"
+#include "core/value_checks.h"
 
 namespace moeseg {
 
@@ -205,6 +206,23 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
     if (strict) list("unexpected", unexpected);
     list("mis-shaped", misshaped);
     list("wrong dtype kind", bad_dtype);
+    MOESEG_FAIL(os.str());
+  }
+
+  // NaN/Inf weights would load, run and evaluate to garbage without a word; every weight load
+  // (Module::load, models/registry.h load_checkpoint, training checkpoints) comes through here.
+  std::vector<std::string> non_finite;
+  for (const auto& [name, t] : own) {
+    auto it = state.find(name);
+    if (it == state.end()) continue;
+    const std::string s = non_finite_summary(it->second);
+    if (!s.empty()) non_finite.push_back(name + ": " + s);
+  }
+  if (!non_finite.empty()) {
+    std::ostringstream os;
+    os << "load_state_dict (" << type_name_ << "): " << non_finite.size()
+       << " tensor(s) hold NaN or Inf values (corrupt or diverged weights), refused:";
+    for (auto& s : non_finite) os << "\n    " << s;
     MOESEG_FAIL(os.str());
   }
 

@@ -1,11 +1,16 @@
 // Model registry: names and JSON configs -> models (see registry.h).
 #include "models/registry.h"
 
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
+#include <type_traits>
 
 #include "core/safetensors.h"
+#include "core/value_checks.h"
 #include "models/deeplabv3plus.h"
 #include "models/ensemble.h"
 #include "models/frrn.h"
@@ -23,7 +28,7 @@ void check_keys(const json& j, const std::set<std::string>& allowed, const std::
     if (allowed.count(it.key())) continue;
     std::string known;
     for (auto& k : allowed) known += (known.empty() ? "" : ", ") + k;
-    MOESEG_FAIL(where, ": unknown key '", it.key(), "' (known: ", known, ")");
+    MOESEG_FAIL(where, ": unknown key '", printable(it.key()), "' (known: ", known, ")");
   }
 }
 
@@ -32,22 +37,60 @@ std::string resolve(const std::string& path, const std::string& base_dir) {
   return (std::filesystem::path(base_dir) / path).string();
 }
 
+// Typed reads with ranges: a wrong type or a value outside what the field holds or means is an
+// error naming the key and the value (nlohmann's get<int>() would wrap 2^32+1 to 1 and truncate
+// 2.5 to 2 without a word).
 template <typename T>
 T get_or(const json& j, const char* key, T fallback, const std::string& where) {
   if (!j.contains(key)) return fallback;
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception& e) {
-    MOESEG_FAIL(where, ": key '", key, "' has the wrong type (", j.at(key).dump(), ")");
+  const json& v = j.at(key);
+  if constexpr (std::is_same_v<T, std::string>) {
+    MOESEG_CHECK(v.is_string(), where, ": key '", key, "' must be a string, got ", v.dump());
+  } else if constexpr (std::is_same_v<T, bool>) {
+    MOESEG_CHECK(v.is_boolean(), where, ": key '", key, "' must be true or false, got ", v.dump());
+  } else if constexpr (std::is_same_v<T, double>) {
+    MOESEG_CHECK(v.is_number() && std::isfinite(v.get<double>()), where, ": key '", key, "' must be a finite number, got ",
+                 v.dump());
+  } else if constexpr (std::is_same_v<T, uint64_t>) {
+    MOESEG_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), where, ": key '", key,
+                 "' must be a non-negative integer, got ", v.dump());
+  } else {
+    static_assert(std::is_integral_v<T> && std::is_signed_v<T>);
+    MOESEG_CHECK(v.is_number_integer(), where, ": key '", key, "' must be an integer, got ", v.dump());
+    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                                             : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                                   v.get<int64_t>() <= std::numeric_limits<T>::max();
+    MOESEG_CHECK(fits, where, ": key '", key, "' is ", v.dump(), ", outside [", std::numeric_limits<T>::min(), ", ",
+                 std::numeric_limits<T>::max(), "]");
   }
+  return v.get<T>();
 }
 
-std::pair<int64_t, int64_t> get_pair(const json& j, const char* key, std::pair<int64_t, int64_t> fallback,
+// An integer key that must lie in [lo, hi].
+int64_t get_int_in(const json& j, const char* key, int64_t fallback, int64_t lo, int64_t hi, const std::string& where) {
+  const int64_t v = get_or<int64_t>(j, key, fallback, where);
+  MOESEG_CHECK(v >= lo && v <= hi, where, ": key '", key, "' is ", v, ", outside [", lo, ", ", hi, "]");
+  return v;
+}
+
+// Bounds for the numbers a model config holds: far above any real model, low enough that a
+// typo cannot ask for terabytes of weights.
+constexpr int64_t kMaxClasses = 65536;
+constexpr double kMaxWidth = 16.0;
+constexpr int64_t kMaxSide = 65535;
+constexpr int64_t kMaxGateFeatures = 65536;
+constexpr int kMaxConfigDepth = 16;   // {"config": ...} nesting (a config naming itself recurses)
+
+std::pair<int64_t, int64_t> get_pair(const json& j, const char* key, std::pair<int64_t, int64_t> fallback, int64_t lo,
                                      const std::string& where) {
   if (!j.contains(key)) return fallback;
   const json& v = j.at(key);
-  MOESEG_CHECK(v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer(), where, ": key '",
-               key, "' must be [height, width], got ", v.dump());
+  auto in_range = [&](const json& x) {
+    return x.is_number_integer() && !(x.is_number_unsigned() && x.get<uint64_t>() > static_cast<uint64_t>(kMaxSide)) &&
+           x.get<int64_t>() >= lo && x.get<int64_t>() <= kMaxSide;
+  };
+  MOESEG_CHECK(v.is_array() && v.size() == 2 && in_range(v[0]) && in_range(v[1]), where, ": key '", key,
+               "' must be [height, width] with integers in [", lo, ", ", kMaxSide, "], got ", v.dump());
   return {v[0].get<int64_t>(), v[1].get<int64_t>()};
 }
 
@@ -67,6 +110,16 @@ std::shared_ptr<SegmentationModel> build_expert(const json& e, const std::string
   if (e.contains("config")) {
     MOESEG_CHECK(!e.contains("model"), where, ": give either 'model' or 'config', not both");
     const std::string path = resolve(get_or<std::string>(e, "config", "", where), base_dir);
+    static thread_local int depth = 0;
+    struct DepthGuard {
+      DepthGuard() { ++depth; }
+      ~DepthGuard() { --depth; }
+    } guard;
+    MOESEG_CHECK(depth <= kMaxConfigDepth, where, ": expert configs nest more than ", kMaxConfigDepth,
+                 " deep at ", path, " (does a config name itself?)");
+    std::error_code ec;
+    MOESEG_CHECK(!std::filesystem::exists(path, ec) || std::filesystem::is_regular_file(path, ec), where, ": config ",
+                 path, " is not a regular file");
     std::ifstream f(path);
     MOESEG_CHECK(f.good(), where, ": cannot open config ", path);
     json sub;
@@ -76,7 +129,7 @@ std::shared_ptr<SegmentationModel> build_expert(const json& e, const std::string
       MOESEG_FAIL(path, ": invalid JSON: ", ex.what());
     }
     m = build(sub, std::filesystem::path(path).parent_path().string(), path, classes);
-    if (e.contains("checkpoint")) load_checkpoint(*m, resolve(e.at("checkpoint").get<std::string>(), base_dir));
+    if (e.contains("checkpoint")) load_checkpoint(*m, resolve(get_or<std::string>(e, "checkpoint", "", where), base_dir));
     return m;
   }
   json single = e;
@@ -90,6 +143,7 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
   const std::string type = get_or<std::string>(cfg, "type", "model", where);
   const int64_t classes = get_or<int64_t>(cfg, "num_classes", inherited_classes, where);
   MOESEG_CHECK(classes >= 1, where, ": 'num_classes' missing or not positive");
+  MOESEG_CHECK(classes <= kMaxClasses, where, ": key 'num_classes' is ", classes, ", outside [1, ", kMaxClasses, "]");
   std::shared_ptr<SegmentationModel> model;
 
   if (type == "model") {
@@ -98,9 +152,11 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
     ModelOptions o;
     o.num_classes = classes;
     o.width = get_or<double>(cfg, "width", 1.0, where);
-    o.output_stride = get_or<int>(cfg, "output_stride", 16, where);
+    MOESEG_CHECK(o.width > 0 && o.width <= kMaxWidth, where, ": key 'width' is ", o.width, ", outside (0, ", kMaxWidth,
+                 "]");
+    o.output_stride = static_cast<int>(get_int_in(cfg, "output_stride", 16, 1, 64, where));
     o.seed = get_or<uint64_t>(cfg, "seed", 0, where);
-    model = make_model(cfg.at("model").get<std::string>(), o);
+    model = make_model(get_or<std::string>(cfg, "model", "", where), o);
   } else if (type == "moe" || type == "ensemble") {
     if (type == "moe")
       check_keys(cfg, {"type", "num_classes", "experts", "gate", "with_conv", "tap", "input_size", "pool_grid",
@@ -121,9 +177,9 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
       m.gate_type = get_or<std::string>(cfg, "gate", "simple", where);
       m.with_conv = get_or<bool>(cfg, "with_conv", false, where);
       m.tap = get_or<std::string>(cfg, "tap", "frrnlayer4", where);
-      std::tie(m.input_h, m.input_w) = get_pair(cfg, "input_size", {480, 640}, where);
-      std::tie(m.pool_h, m.pool_w) = get_pair(cfg, "pool_grid", {0, 0}, where);
-      m.fc_features = get_or<int64_t>(cfg, "fc_features", 128, where);
+      std::tie(m.input_h, m.input_w) = get_pair(cfg, "input_size", {480, 640}, 1, where);
+      std::tie(m.pool_h, m.pool_w) = get_pair(cfg, "pool_grid", {0, 0}, 0, where);
+      m.fc_features = get_int_in(cfg, "fc_features", 128, 1, kMaxGateFeatures, where);
       m.experts_bn_train_mode = get_or<bool>(cfg, "experts_bn_train_mode", false, where);
       m.reference_unused_expert = get_or<bool>(cfg, "reference_unused_expert", false, where);
       m.seed = get_or<uint64_t>(cfg, "seed", 0, where);
@@ -137,9 +193,9 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
       model = std::make_shared<MoE>(experts, m, unused);
     }
   } else {
-    MOESEG_FAIL(where, ": unknown type '", type, "' (known: model, moe, ensemble)");
+    MOESEG_FAIL(where, ": unknown type '", printable(type), "' (known: model, moe, ensemble)");
   }
-  if (cfg.contains("checkpoint")) load_checkpoint(*model, resolve(cfg.at("checkpoint").get<std::string>(), base_dir));
+  if (cfg.contains("checkpoint")) load_checkpoint(*model, resolve(get_or<std::string>(cfg, "checkpoint", "", where), base_dir));
   return model;
 }
 
@@ -166,7 +222,7 @@ std::shared_ptr<SegmentationModel> make_model(const std::string& name, const Mod
   }
   std::string known;
   for (auto& n : model_names()) known += (known.empty() ? "" : ", ") + n;
-  MOESEG_FAIL("model registry: unknown model '", name, "' (known: ", known, ")");
+  MOESEG_FAIL("model registry: unknown model '", printable(name), "' (known: ", known, ")");
 }
 
 std::shared_ptr<SegmentationModel> make_model_from_config(const json& cfg, const std::string& base_dir) {
@@ -174,6 +230,9 @@ std::shared_ptr<SegmentationModel> make_model_from_config(const json& cfg, const
 }
 
 std::shared_ptr<SegmentationModel> load_model_config(const std::string& path) {
+  std::error_code ec;
+  MOESEG_CHECK(!std::filesystem::exists(path, ec) || std::filesystem::is_regular_file(path, ec), "model config: ", path,
+               " is not a regular file");
   std::ifstream f(path);
   MOESEG_CHECK(f.good(), "model config: cannot open ", path);
   json cfg;

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "core/safetensors.h"
+#include "core/value_checks.h"
 #include "models/registry.h"
 #include "tools/cmd_models.h"
 #include "tools/model_choice.h"
@@ -54,6 +55,7 @@ int run_infer(int argc, char** argv) {
   const std::string& in = input;
   Tensor x = ends_with(in, ".npy") ? load_npy(in) : load_safetensors(in).get("input", in);
   MOESEG_CHECK(x.dim() == 4 && x.size(1) == 3, "infer: input ", in, " is ", x.str(), ", expected N x 3 x H x W");
+  check_all_finite(x, in + ": input");
   x = x.to(DType::Float32).contiguous().to(dev);
 
   model->eval();

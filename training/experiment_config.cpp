@@ -3,18 +3,29 @@
 // and the file, instead of silently training with a default.
 #include "training/experiment_config.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/value_checks.h"
 
 namespace moeseg {
 
 namespace {
 
 using json = nlohmann::json;
+
+// Bounds of the data section: a side fits a 16-bit image header, the pixels the image reader's
+// budget (data/image_io.h kDefaultMaxImagePixels), and loader threads a sane count.
+constexpr int64_t kMaxSide = 65535;
+constexpr int64_t kMaxPixels = int64_t{1} << 28;
+constexpr int64_t kMaxWorkers = 1024;
 
 struct Section {
   const json& j;
@@ -29,32 +40,45 @@ struct Section {
       if (keys.count(it.key())) continue;
       std::string known;
       for (auto& k : keys) known += (known.empty() ? "" : ", ") + k;
-      MOESEG_FAIL(source, ": unknown key '", key(it.key()), "' (known in '", path.empty() ? "<top>" : path, "': ",
+      MOESEG_FAIL(source, ": unknown key '", printable(key(it.key())), "' (known in '", path.empty() ? "<top>" : path, "': ",
                   known, ")");
     }
   }
   [[noreturn]] void wrong(const std::string& k, const char* want) const {
     MOESEG_FAIL(source, ": key '", key(k), "' must be ", want, ", got ", j.at(k).dump());
   }
-  void get(const std::string& k, int& v) const {
+  // Integers are range-checked against what the field holds and what it means, so that
+  // 4294967297 does not wrap to 1 and -3 workers are not taken; the message names the range.
+  int64_t integer(const std::string& k, int64_t lo, int64_t hi) const {
+    const json& x = j.at(k);
+    if (!x.is_number_integer()) wrong(k, "an integer");
+    const bool above = x.is_number_unsigned() ? x.get<uint64_t>() > static_cast<uint64_t>(hi) : x.get<int64_t>() > hi;
+    const bool below = !x.is_number_unsigned() && x.get<int64_t>() < lo;
+    MOESEG_CHECK(!above && !below, source, ": key '", key(k), "' is ", x.dump(), ", outside [", lo, ", ", hi, "]");
+    return x.get<int64_t>();
+  }
+  void get(const std::string& k, int& v, int64_t lo = INT32_MIN, int64_t hi = INT32_MAX) const {
     if (!j.contains(k)) return;
-    if (!j.at(k).is_number_integer()) wrong(k, "an integer");
-    v = j.at(k).get<int>();
+    v = static_cast<int>(integer(k, std::max<int64_t>(lo, INT32_MIN), std::min<int64_t>(hi, INT32_MAX)));
   }
   void get(const std::string& k, uint64_t& v) const {
     if (!j.contains(k)) return;
-    if (!j.at(k).is_number_integer() || j.at(k).get<int64_t>() < 0) wrong(k, "a non-negative integer");
-    v = j.at(k).get<uint64_t>();
+    const json& x = j.at(k);
+    if (!x.is_number_unsigned() && !(x.is_number_integer() && x.get<int64_t>() >= 0)) wrong(k, "a non-negative integer");
+    v = x.get<uint64_t>();
   }
-  void get(const std::string& k, int64_t& v) const {
+  void get(const std::string& k, int64_t& v, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const {
     if (!j.contains(k)) return;
-    if (!j.at(k).is_number_integer()) wrong(k, "an integer");
-    v = j.at(k).get<int64_t>();
+    v = integer(k, lo, hi);
   }
-  void get(const std::string& k, double& v) const {
+  // Numbers must be finite (a JSON 1e999 parses as infinity) and inside [lo, hi].
+  void get(const std::string& k, double& v, double lo = -HUGE_VAL, double hi = HUGE_VAL) const {
     if (!j.contains(k)) return;
     if (!j.at(k).is_number()) wrong(k, "a number");
-    v = j.at(k).get<double>();
+    const double x = j.at(k).get<double>();
+    MOESEG_CHECK(std::isfinite(x) && x >= lo && x <= hi, source, ": key '", key(k), "' is ", x, ", outside [", lo, ", ",
+                 hi, "]");
+    v = x;
   }
   void get(const std::string& k, bool& v) const {
     if (!j.contains(k)) return;
@@ -90,6 +114,7 @@ struct Section {
     for (auto& e : a) {
       if (!e.is_number()) wrong(k, "a list of numbers");
       v.push_back(e.get<double>());
+      MOESEG_CHECK(std::isfinite(v.back()), source, ": key '", key(k), "' holds ", e.dump(), ", not a finite number");
     }
   }
   Section sub(const std::string& k) const { return Section{j.at(k), key(k), source}; }
@@ -104,7 +129,7 @@ void one_of(const std::string& source, const std::string& key, const std::string
   if (ok.count(v)) return;
   std::string known;
   for (auto& k : ok) known += (known.empty() ? "" : ", ") + k;
-  MOESEG_FAIL(source, ": key '", key, "' is '", v, "' (known: ", known, ")");
+  MOESEG_FAIL(source, ": key '", key, "' is '", printable(v), "' (known: ", known, ")");
 }
 
 }  // namespace
@@ -113,11 +138,17 @@ void apply_override(json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
   MOESEG_CHECK(eq != std::string::npos && eq > 0, "--set ", assignment, ": expected key.path=value");
   const std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  MOESEG_CHECK(j.is_object() || j.is_null(), "--set ", assignment, ": the config is not a JSON object");
   json value;
   try {
     value = json::parse(text);
   } catch (const json::exception&) {
     value = text;   // bare words are strings: --set data.subset=urban
+    try {
+      (void)value.dump();   // JSON strings are UTF-8; the config is saved and hashed as JSON
+    } catch (const json::exception&) {
+      MOESEG_FAIL("--set ", path, "=...: the value is not valid UTF-8 text");
+    }
   }
   json* node = &j;
   std::stringstream ss(path);
@@ -157,18 +188,20 @@ ExperimentConfig parse_experiment_config(const json& j, const std::string& sourc
     d.get("subset", D.subset);
     d.get("val_subset", D.val_subset);
     d.get("test_subsets", D.test_subsets);
-    d.get("height", D.height);
-    d.get("width", D.width);
+    d.get("height", D.height, 1, kMaxSide);
+    d.get("width", D.width, 1, kMaxSide);
     d.get("preset", D.preset);
-    d.get("max_train", D.max_train);
-    d.get("max_val", D.max_val);
-    d.get("max_test", D.max_test);
-    d.get("workers", D.workers);
-    d.get("camvid_dusk_holdout", D.camvid_dusk_holdout);
+    d.get("max_train", D.max_train, 0);
+    d.get("max_val", D.max_val, 0);
+    d.get("max_test", D.max_test, 0);
+    d.get("workers", D.workers, 0, kMaxWorkers);
+    d.get("camvid_dusk_holdout", D.camvid_dusk_holdout, 0);
     d.get("unknown_colour_to_ignore", D.unknown_colour_to_ignore);
     one_of(source, "data.dataset", D.dataset, {"a2d2", "camvid"});
     one_of(source, "data.preset", D.preset, {"reference", "resize"});
     MOESEG_CHECK(D.height > 0 && D.width > 0, source, ": keys 'data.height'/'data.width' must be positive");
+    MOESEG_CHECK(static_cast<int64_t>(D.height) * D.width <= kMaxPixels, source, ": data.height x data.width = ",
+                 D.height, " x ", D.width, " exceeds the pixel budget of ", kMaxPixels, " pixels");
     D.root = resolve(D.root, base_dir);
   }
   if (c.data.val_subset.empty()) c.data.val_subset = c.data.subset;
@@ -179,27 +212,34 @@ ExperimentConfig parse_experiment_config(const json& j, const std::string& sourc
              "seed", "shuffle", "ignore_index", "class_weights", "cache_expert_outputs", "max_steps_per_epoch",
              "log_every", "device"});
     TrainConfig& T = c.train;
-    t.get("epochs", T.epochs);
-    t.get("batch", T.batch);
-    t.get("grad_clip", T.grad_clip);
-    t.get("val_every", T.val_every);
-    t.get("patience", T.patience);
+    t.get("epochs", T.epochs, 0);
+    t.get("batch", T.batch, 1);
+    t.get("grad_clip", T.grad_clip, 0);
+    t.get("val_every", T.val_every, 1);
+    t.get("patience", T.patience, 0);
     t.get("early_stopping", T.early_stopping);
     t.get("seed", T.seed);
     t.get("shuffle", T.shuffle);
     t.get("ignore_index", T.ignore_index);
     t.get("class_weights", T.class_weights);
+    for (double w : T.class_weights)
+      MOESEG_CHECK(w >= 0, source, ": key 'train.class_weights' holds ", w, "; weights must be >= 0");
     t.get("cache_expert_outputs", T.cache_expert_outputs);
-    t.get("max_steps_per_epoch", T.max_steps_per_epoch);
-    t.get("log_every", T.log_every);
+    t.get("max_steps_per_epoch", T.max_steps_per_epoch, 0);
+    t.get("log_every", T.log_every, 0);
     t.get("device", T.device);
     try {
       (void)Device::parse(T.device);
     } catch (const Error&) {
-      MOESEG_FAIL(source, ": key 'train.device' must be cpu, cuda or cuda:N, got '", T.device, "'");
+      MOESEG_FAIL(source, ": key 'train.device' must be cpu, cuda or cuda:N, got '", printable(T.device), "'");
     }
     one_of(source, "train.early_stopping", T.early_stopping, {"miou", "loss"});
     MOESEG_CHECK(T.epochs >= 0, source, ": key 'train.epochs' must be >= 0");
+    // 0 epochs trains nothing and reports no validation (a best mIoU of -100%); only an ensemble,
+    // which has no trainable parameters and is evaluated as it is, may say so.
+    const bool ensemble = c.model.is_object() && c.model.contains("type") && c.model.at("type") == "ensemble";
+    MOESEG_CHECK(T.epochs >= 1 || ensemble, source, ": key 'train.epochs' is 0: nothing would be trained or validated; "
+                 "give epochs >= 1 (only an ensemble, which has nothing to train, may say 0)");
     MOESEG_CHECK(T.batch >= 1, source, ": key 'train.batch' must be >= 1");
     MOESEG_CHECK(T.val_every >= 1, source, ": key 'train.val_every' must be >= 1");
     if (j.at("train").contains("optimizer")) {
@@ -207,13 +247,14 @@ ExperimentConfig parse_experiment_config(const json& j, const std::string& sourc
       o.allow({"type", "lr", "momentum", "weight_decay", "betas", "nesterov"});
       o.get("type", T.optimizer.type);
       o.get("lr", T.optimizer.lr);
-      o.get("momentum", T.optimizer.momentum);
-      o.get("weight_decay", T.optimizer.weight_decay);
+      o.get("momentum", T.optimizer.momentum, 0);
+      o.get("weight_decay", T.optimizer.weight_decay, 0);
       o.get("nesterov", T.optimizer.nesterov);
       if (o.j.contains("betas")) {
         std::vector<double> b;
         o.get("betas", b);
-        MOESEG_CHECK(b.size() == 2, source, ": key 'train.optimizer.betas' must be [beta1, beta2]");
+        MOESEG_CHECK(b.size() == 2 && b[0] >= 0 && b[0] < 1 && b[1] >= 0 && b[1] < 1, source,
+                     ": key 'train.optimizer.betas' must be [beta1, beta2], each in [0, 1)");
         T.optimizer.beta1 = b[0];
         T.optimizer.beta2 = b[1];
       }
@@ -225,12 +266,12 @@ ExperimentConfig parse_experiment_config(const json& j, const std::string& sourc
       s.allow({"kind", "per", "power", "eta_min", "step_size", "gamma", "warmup_steps", "warmup_factor"});
       s.get("kind", T.schedule.kind);
       s.get("per", T.schedule_per);
-      s.get("power", T.schedule.power);
-      s.get("eta_min", T.schedule.eta_min);
-      s.get("step_size", T.schedule.step_size);
-      s.get("gamma", T.schedule.gamma);
-      s.get("warmup_steps", T.schedule.warmup_steps);
-      s.get("warmup_factor", T.schedule.warmup_factor);
+      s.get("power", T.schedule.power, 0);
+      s.get("eta_min", T.schedule.eta_min, 0);
+      s.get("step_size", T.schedule.step_size, 1);
+      s.get("gamma", T.schedule.gamma, 0);
+      s.get("warmup_steps", T.schedule.warmup_steps, 0);
+      s.get("warmup_factor", T.schedule.warmup_factor, 0, 1);
       one_of(source, "train.schedule.kind", T.schedule.kind, {"constant", "poly", "cosine", "step"});
       one_of(source, "train.schedule.per", T.schedule_per, {"epoch", "step"});
     }
@@ -239,6 +280,9 @@ ExperimentConfig parse_experiment_config(const json& j, const std::string& sourc
 }
 
 ExperimentConfig load_experiment_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  MOESEG_CHECK(!std::filesystem::exists(path, ec) || std::filesystem::is_regular_file(path, ec),
+               "experiment config: ", path, " is not a regular file");
   std::ifstream f(path);
   MOESEG_CHECK(f.good(), "experiment config: cannot open ", path);
   json j;
@@ -247,6 +291,10 @@ ExperimentConfig load_experiment_config(const std::string& path, const std::vect
   } catch (const json::exception& e) {
     MOESEG_FAIL(path, ": invalid JSON: ", e.what());
   }
+  // One config language: a bare model config (the registry's JSON, as `moeseg infer --config`
+  // used to take) is the experiment whose model it is, with every other section at its defaults.
+  if (j.is_object() && !(j.contains("model") && j["model"].is_object()))
+    j = json{{"name", std::filesystem::path(path).stem().string()}, {"model", j}};
   for (auto& o : overrides) apply_override(j, o);
   std::string base = std::filesystem::path(path).parent_path().string();
   return parse_experiment_config(j, path, base.empty() ? "." : base);

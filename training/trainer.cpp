@@ -13,6 +13,7 @@
 #include "core/device_probe.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
+#include "core/value_checks.h"
 #include "data/loader.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/elementwise.h"
@@ -145,7 +146,7 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
       optimizer->step();
       const double lv = loss.item();
       MOESEG_CHECK(std::isfinite(lv), c.name, ": loss is ", lv, " at epoch ", epoch + 1, " step ", meta.step + 1,
-                   " (diverged: lower train.optimizer.lr or set train.grad_clip)");
+                   " ", non_finite_loss_hint(b.images, params));
       ++k;
       ++meta.step;
       images += b.images.size(0);
