@@ -1,6 +1,10 @@
 // Training checkpoints written as whole folders, atomically (see checkpoint.h).
 #include "training/checkpoint.h"
 
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
 #include <filesystem>
 #include <fstream>
 
@@ -22,6 +26,15 @@ void maybe_fail(int& written) {
     g_fail_after = -1;
     MOESEG_FAIL("checkpoint: simulated failure after ", written, " file(s)");
   }
+}
+
+// Fault injection for the kill -9 tests (tests/tools/test_cli_kill_resume.cpp): with
+// MOESEG_CHECKPOINT_PAUSE_MS set, a checkpoint write sleeps that long once the staging folder is
+// complete and again between the two renames, so a test can kill the process at exactly those
+// points. Unset (always, outside that test) it costs one getenv per checkpoint.
+void pause_for_kill_test() {
+  const char* ms = std::getenv("MOESEG_CHECKPOINT_PAUSE_MS");
+  if (ms != nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(ms)));
 }
 
 // The folder a reader should use: <dir>, or <dir>.old after a crash between the two renames.
@@ -88,9 +101,11 @@ void save_training_checkpoint(const std::string& dir, const Module& model, const
   }
   write_file_atomic((staging / "meta.json").string(), meta.to_json().dump(2) + "\n");
   maybe_fail(written);
+  pause_for_kill_test();
   // Swap the complete folder in. rename() cannot replace a non-empty folder, hence the .old step.
   fs::remove_all(old, ec);
   if (fs::exists(final_dir)) fs::rename(final_dir, old);
+  pause_for_kill_test();
   fs::rename(staging, final_dir);
   fs::remove_all(old, ec);
 }

@@ -5,6 +5,8 @@
 // Run: ctest --test-dir build -R core/ (or build/tests/test_core -tc='*cuda*').
 #include <doctest/doctest.h>
 
+#include "support/capture_stderr.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -23,6 +25,7 @@
 #endif
 
 using namespace moeseg;
+using moeseg::testing::capture_stderr;
 
 namespace {
 
@@ -51,26 +54,6 @@ std::string message_of(FakeStatus result) {
   return "";
 }
 
-// Runs f with stderr (fd 2) redirected to a temporary file and returns what was written.
-template <typename F>
-std::string capture_stderr(F&& f) {
-  std::fflush(stderr);
-  char path[] = "/tmp/moeseg_stderr_XXXXXX";
-  const int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  const int saved = dup(2);
-  dup2(fd, 2);
-  f();
-  std::fflush(stderr);
-  dup2(saved, 2);
-  close(saved);
-  close(fd);
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::remove(path);
-  return ss.str();
-}
 
 }  // namespace
 

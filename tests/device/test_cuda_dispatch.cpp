@@ -8,6 +8,8 @@
 // Module::to, and one FRRN-A training step on "cuda" equal to the same step on the CPU.
 #include <doctest/doctest.h>
 
+#include "support/capture_stderr.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +42,7 @@
 #include "training/optimizer.h"
 
 using namespace moeseg;
+using moeseg::testing::capture_stderr;
 
 namespace {
 
@@ -72,26 +75,6 @@ Device cuda_device() {
   return kCuda;
 }
 
-// Runs f with stderr (fd 2) redirected to a temporary file and returns what was written.
-template <typename F>
-std::string capture_stderr(F&& f) {
-  std::fflush(stderr);
-  char path[] = "/tmp/moeseg_stderr_XXXXXX";
-  const int fd = mkstemp(path);
-  REQUIRE(fd >= 0);
-  const int saved = dup(2);
-  dup2(fd, 2);
-  f();
-  std::fflush(stderr);
-  dup2(saved, 2);
-  ::close(saved);
-  ::close(fd);
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::remove(path);
-  return ss.str();
-}
 
 Tensor random_tensor(const Shape& s, uint64_t seed, double lo = -1, double hi = 1) {
   Generator g(seed);
