@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "kernels/elementwise.h"
+#include "core/core_ops.h"
 
 namespace moeseg {
 
@@ -33,7 +33,7 @@ std::vector<Tensor> AccumulateGrad::backward(const Tensor& grad_output) {
   } else {
     Tensor g(t->grad);
     NoGradGuard ng;
-    add_(g, grad_output);
+    core_ops().add_(g, grad_output);
   }
   return {};
 }
@@ -124,7 +124,7 @@ void execute(const std::shared_ptr<Node>& root_fn, const Tensor& grad, bool reta
       if (it != capture->end()) {
         Tensor& slot = (*captured)[it->second];
         if (!slot.defined()) slot = g.detach().clone();
-        else { NoGradGuard ng; add_(slot, g); }
+        else { NoGradGuard ng; core_ops().add_(slot, g); }
       }
     } else {
       MOESEG_CHECK(!n->released, "backward through ", n->name(), " a second time: the graph was freed; "
@@ -141,7 +141,7 @@ void execute(const std::shared_ptr<Node>& root_fn, const Tensor& grad, bool reta
       if (i < grads.size() && grads[i].defined()) {
         auto it = pending.find(child);
         if (it == pending.end() || !it->second.defined()) pending[child] = grads[i];
-        else { NoGradGuard ng; it->second = add(it->second, grads[i]); }
+        else { NoGradGuard ng; it->second = core_ops().add(it->second, grads[i]); }
       } else {
         pending.try_emplace(child);   // keeps an undefined slot so the child still runs once
       }

@@ -9,8 +9,7 @@
 #include "core/autograd.h"
 #include "core/half.h"
 #include "core/strided_loop.h"
-#include "kernels/elementwise.h"
-#include "kernels/reduce.h"
+#include "core/core_ops.h"
 
 namespace moeseg {
 
@@ -318,7 +317,7 @@ struct SliceBackward final : autograd::Node {
 
 struct ExpandBackward final : autograd::Node {
   Shape input_sizes;
-  std::vector<Tensor> backward(const Tensor& g) override { return {sum_to(g, input_sizes)}; }
+  std::vector<Tensor> backward(const Tensor& g) override { return {core_ops().sum_to(g, input_sizes)}; }
   std::string name() const override { return "ExpandBackward"; }
 };
 
@@ -580,6 +579,22 @@ void Tensor::convert_storage_to(DType dt) {
   impl().strides = converted.strides();
   impl().dtype = dt;
   impl().grad.reset();
+}
+
+namespace {
+CoreOps& installed_core_ops() {
+  static CoreOps ops;
+  return ops;
+}
+}  // namespace
+
+void set_core_ops(const CoreOps& ops) { installed_core_ops() = ops; }
+
+const CoreOps& core_ops() {
+  const CoreOps& ops = installed_core_ops();
+  MOESEG_CHECK(ops.add != nullptr && ops.add_ != nullptr && ops.sum_to != nullptr,
+               "core: the ops add / add_ / sum_to are not installed (kernels/elementwise.cpp installs them at start-up)");
+  return ops;
 }
 
 Tensor Tensor::detach() const { return alias(*this, sizes(), strides(), offset()); }

@@ -3,6 +3,8 @@
 // OpenMP loop; anything else (broadcast, strided) goes through StridedLoop rows.
 #include "kernels/elementwise.h"
 
+#include "core/core_ops.h"
+
 #include "core/autograd.h"
 #include "core/strided_loop.h"
 #include "kernels/device_fallback.h"
@@ -226,5 +228,18 @@ void mul_(const Tensor& dst, double s) {
   });
   dst.bump_version();
 }
+
+// The ops core/ needs itself (core/core_ops.h), installed before main. This file defines add,
+// which every program that runs ops links, so the installer is always linked in.
+namespace {
+const bool core_ops_installed = [] {
+  CoreOps ops;
+  ops.add = [](const Tensor& a, const Tensor& b) { return add(a, b); };
+  ops.add_ = [](const Tensor& dst, const Tensor& src) { add_(dst, src); };
+  ops.sum_to = [](const Tensor& g, const Shape& shape) { return sum_to(g, shape); };
+  set_core_ops(ops);
+  return true;
+}();
+}  // namespace
 
 }  // namespace moeseg
