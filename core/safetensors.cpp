@@ -55,7 +55,7 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 uint64_t json_index(const nlohmann::json& v, const std::string& path, const std::string& name, const char* key) {
   MOESEG_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), path, ": tensor '", name,
-               "': '", key, "' must hold non-negative integers, got ", v.dump());
+               "': '", key, "' must hold non-negative integers, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return v.get<uint64_t>();
 }
 
@@ -103,15 +103,15 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& path) 
     }
     const std::string name_shown = printable(name);
     MOESEG_CHECK(info.is_object(), path, ": tensor '", name_shown, "' must be an object {dtype, shape, data_offsets}, got ",
-                 info.dump());
+                 info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     MOESEG_CHECK(info.contains("dtype") && info.contains("shape") && info.contains("data_offsets"), path,
                  ": tensor '", name_shown, "' lacks dtype, shape or data_offsets");
     const nlohmann::json& jd = info.at("dtype");
-    MOESEG_CHECK(jd.is_string(), path, ": tensor '", name_shown, "': 'dtype' must be a string such as \"F32\", got ", jd.dump());
+    MOESEG_CHECK(jd.is_string(), path, ": tensor '", name_shown, "': 'dtype' must be a string such as \"F32\", got ", jd.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     const DType dt = from_code(jd.get<std::string>(), path, name_shown);
     const nlohmann::json& js = info.at("shape");
     MOESEG_CHECK(js.is_array(), path, ": tensor '", name_shown, "': 'shape' must be a list of non-negative integers, got ",
-                 js.dump());
+                 js.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     Shape shape;
     for (const auto& d : js) {
       const uint64_t v = json_index(d, path, name_shown, "shape");
@@ -120,7 +120,7 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& path) 
     }
     const nlohmann::json& jo = info.at("data_offsets");
     MOESEG_CHECK(jo.is_array() && jo.size() == 2, path, ": tensor '", name_shown,
-                 "': 'data_offsets' must be [begin, end], got ", jo.dump());
+                 "': 'data_offsets' must be [begin, end], got ", jo.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     const uint64_t b = json_index(jo[0], path, name_shown, "data_offsets"), e = json_index(jo[1], path, name_shown, "data_offsets");
     MOESEG_CHECK(b <= e && e <= data_size, path, ": tensor '", name_shown, "' has data offsets [", b, ", ", e,
                  "] outside the ", data_size, "-byte data section (truncated?)");

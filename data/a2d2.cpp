@@ -62,7 +62,7 @@ A2D2Entry resolve_a2d2_line(const std::string& root, const std::string& line, co
 
 A2D2Dataset::A2D2Dataset(A2D2Options opt) : opt_(std::move(opt)) {
   MOESEG_CHECK(!opt_.root.empty(), "A2D2: no dataset root given");
-  MOESEG_CHECK(fs::is_directory(opt_.root), "A2D2: dataset root '", opt_.root, "' is not a directory");
+  MOESEG_CHECK(is_dir_noexcept(opt_.root), "A2D2: dataset root '", opt_.root, "' is not a directory");
   MOESEG_CHECK(opt_.ignore_index < 0 || opt_.ignore_index >= num_classes(), "A2D2: ignore_index ", opt_.ignore_index,
                " collides with a class id (", num_classes(), " classes)");
   validate_a2d2_class_list((fs::path(opt_.root) / "class_list.json").string());
@@ -86,9 +86,9 @@ A2D2Dataset::A2D2Dataset(A2D2Options opt) : opt_(std::move(opt)) {
     if (line.empty() || line[0] == '#') continue;
     A2D2Entry e = resolve_a2d2_line(opt_.root, line, split_file_ + ":" + std::to_string(lineno));
     if (opt_.check_files) {
-      MOESEG_CHECK(fs::is_regular_file(e.label_path), "A2D2: label file '", e.label_path, "' (", split_file_, ":", lineno,
+      MOESEG_CHECK(is_file_noexcept(e.label_path), "A2D2: label file '", e.label_path, "' (", split_file_, ":", lineno,
                    ") does not exist");
-      MOESEG_CHECK(fs::is_regular_file(e.image_path), "A2D2: image file '", e.image_path, "' for label '", e.label_path,
+      MOESEG_CHECK(is_file_noexcept(e.image_path), "A2D2: image file '", e.image_path, "' for label '", e.label_path,
                    "' does not exist");
     }
     entries_.push_back(std::move(e));

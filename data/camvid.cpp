@@ -54,9 +54,9 @@ CamVidDataset::CamVidDataset(CamVidOptions opt) : opt_(std::move(opt)) {
       continue;
     if (!opt_.domains.empty() && std::find(opt_.domains.begin(), opt_.domains.end(), e.domain) == opt_.domains.end())
       continue;
-    MOESEG_CHECK(fs::is_regular_file(e.image_path), "CamVid: image '", e.image_path, "' (", list_file_, ":", lineno,
+    MOESEG_CHECK(is_file_noexcept(e.image_path), "CamVid: image '", e.image_path, "' (", list_file_, ":", lineno,
                  ") does not exist");
-    MOESEG_CHECK(fs::is_regular_file(e.label_path), "CamVid: label '", e.label_path, "' (", list_file_, ":", lineno,
+    MOESEG_CHECK(is_file_noexcept(e.label_path), "CamVid: label '", e.label_path, "' (", list_file_, ":", lineno,
                  ") does not exist");
     entries_.push_back(std::move(e));
   }

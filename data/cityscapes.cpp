@@ -23,8 +23,8 @@ CityscapesDataset::CityscapesDataset(CityscapesOptions opt) : opt_(std::move(opt
                " collides with a train id");
   const fs::path img_dir = fs::path(opt_.root) / "leftImg8bit" / opt_.split;
   const fs::path gt_dir = fs::path(opt_.root) / "gtFine" / opt_.split;
-  MOESEG_CHECK(fs::is_directory(img_dir), "Cityscapes: image folder '", img_dir.string(), "' does not exist");
-  MOESEG_CHECK(fs::is_directory(gt_dir), "Cityscapes: label folder '", gt_dir.string(), "' does not exist");
+  MOESEG_CHECK(is_dir_noexcept(img_dir), "Cityscapes: image folder '", img_dir.string(), "' does not exist");
+  MOESEG_CHECK(is_dir_noexcept(gt_dir), "Cityscapes: label folder '", gt_dir.string(), "' does not exist");
   const std::string suffix = "_leftImg8bit.png";
   for (const auto& city : fs::directory_iterator(img_dir)) {
     if (!city.is_directory()) continue;
@@ -37,7 +37,7 @@ CityscapesDataset::CityscapesDataset(CityscapesOptions opt) : opt_(std::move(opt
       e.label_path = (gt_dir / city.path().filename() / (stem + "_gtFine_labelIds.png")).string();
       e.id = stem;
       e.city = city.path().filename().string();
-      MOESEG_CHECK(fs::is_regular_file(e.label_path), "Cityscapes: image '", e.image_path, "' has no label file '",
+      MOESEG_CHECK(is_file_noexcept(e.label_path), "Cityscapes: image '", e.image_path, "' has no label file '",
                    e.label_path, "'");
       entries_.push_back(std::move(e));
     }

@@ -2,6 +2,8 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 
 namespace moeseg::data {
 
@@ -37,6 +39,16 @@ IndexedDataset::IndexedDataset(std::shared_ptr<const Dataset> base, std::vector<
   for (size_t i : indices_)
     MOESEG_CHECK(i < base_->size(), "dataset ", name_, ": index ", i, " is past the end of ", base_->name(), " (",
                  base_->size(), " samples)");
+}
+
+bool is_file_noexcept(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
+bool is_dir_noexcept(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec);
 }
 
 void check_sample(const Sample& s, int num_classes, int ignore_index) {

@@ -62,6 +62,11 @@ class IndexedDataset : public Dataset {
   std::string name_;
 };
 
+// File checks of the loaders that never throw: a path the OS refuses (too long, bad bytes from a
+// hostile list file) is "not a file", and the loader's own error names it.
+bool is_file_noexcept(const std::string& path);
+bool is_dir_noexcept(const std::string& path);
+
 // Checks a sample against its dataset's contract (shapes, dtypes, label range); the message
 // names the sample id. Used by tests and by loaders in debug runs.
 void check_sample(const Sample& s, int num_classes, int ignore_index);

@@ -22,8 +22,8 @@ bool is_image_file(const fs::path& p) {
 
 FolderDataset::FolderDataset(FolderOptions opt) : opt_(std::move(opt)) {
   MOESEG_CHECK(opt_.num_classes > 0, "FolderDataset: num_classes must be given (> 0)");
-  MOESEG_CHECK(fs::is_directory(opt_.image_dir), "FolderDataset: image folder '", opt_.image_dir, "' does not exist");
-  MOESEG_CHECK(fs::is_directory(opt_.label_dir), "FolderDataset: label folder '", opt_.label_dir, "' does not exist");
+  MOESEG_CHECK(is_dir_noexcept(opt_.image_dir), "FolderDataset: image folder '", opt_.image_dir, "' does not exist");
+  MOESEG_CHECK(is_dir_noexcept(opt_.label_dir), "FolderDataset: label folder '", opt_.label_dir, "' does not exist");
   if (opt_.domain.empty()) opt_.domain = fs::path(opt_.image_dir).lexically_normal().filename().string();
   if (opt_.domain.empty()) opt_.domain = fs::path(opt_.image_dir).lexically_normal().parent_path().filename().string();
   std::map<std::string, std::string> labels;   // stem -> path

@@ -23,7 +23,7 @@ namespace {
 using json = nlohmann::json;
 
 void check_keys(const json& j, const std::set<std::string>& allowed, const std::string& where) {
-  MOESEG_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.dump());
+  MOESEG_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (allowed.count(it.key())) continue;
     std::string known;
@@ -45,22 +45,22 @@ T get_or(const json& j, const char* key, T fallback, const std::string& where) {
   if (!j.contains(key)) return fallback;
   const json& v = j.at(key);
   if constexpr (std::is_same_v<T, std::string>) {
-    MOESEG_CHECK(v.is_string(), where, ": key '", key, "' must be a string, got ", v.dump());
+    MOESEG_CHECK(v.is_string(), where, ": key '", key, "' must be a string, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if constexpr (std::is_same_v<T, bool>) {
-    MOESEG_CHECK(v.is_boolean(), where, ": key '", key, "' must be true or false, got ", v.dump());
+    MOESEG_CHECK(v.is_boolean(), where, ": key '", key, "' must be true or false, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if constexpr (std::is_same_v<T, double>) {
     MOESEG_CHECK(v.is_number() && std::isfinite(v.get<double>()), where, ": key '", key, "' must be a finite number, got ",
-                 v.dump());
+                 v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if constexpr (std::is_same_v<T, uint64_t>) {
     MOESEG_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), where, ": key '", key,
-                 "' must be a non-negative integer, got ", v.dump());
+                 "' must be a non-negative integer, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
     static_assert(std::is_integral_v<T> && std::is_signed_v<T>);
-    MOESEG_CHECK(v.is_number_integer(), where, ": key '", key, "' must be an integer, got ", v.dump());
+    MOESEG_CHECK(v.is_number_integer(), where, ": key '", key, "' must be an integer, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
                                              : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
                                                    v.get<int64_t>() <= std::numeric_limits<T>::max();
-    MOESEG_CHECK(fits, where, ": key '", key, "' is ", v.dump(), ", outside [", std::numeric_limits<T>::min(), ", ",
+    MOESEG_CHECK(fits, where, ": key '", key, "' is ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ", outside [", std::numeric_limits<T>::min(), ", ",
                  std::numeric_limits<T>::max(), "]");
   }
   return v.get<T>();
@@ -90,7 +90,7 @@ std::pair<int64_t, int64_t> get_pair(const json& j, const char* key, std::pair<i
            x.get<int64_t>() >= lo && x.get<int64_t>() <= kMaxSide;
   };
   MOESEG_CHECK(v.is_array() && v.size() == 2 && in_range(v[0]) && in_range(v[1]), where, ": key '", key,
-               "' must be [height, width] with integers in [", lo, ", ", kMaxSide, "], got ", v.dump());
+               "' must be [height, width] with integers in [", lo, ", ", kMaxSide, "], got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return {v[0].get<int64_t>(), v[1].get<int64_t>()};
 }
 

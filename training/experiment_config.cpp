@@ -35,7 +35,7 @@ struct Section {
   std::string key(const std::string& k) const { return path.empty() ? k : path + "." + k; }
 
   void allow(const std::set<std::string>& keys) const {
-    MOESEG_CHECK(j.is_object(), source, ": '", path, "' must be a JSON object, got ", j.dump());
+    MOESEG_CHECK(j.is_object(), source, ": '", path, "' must be a JSON object, got ", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     for (auto it = j.begin(); it != j.end(); ++it) {
       if (keys.count(it.key())) continue;
       std::string known;
@@ -45,7 +45,7 @@ struct Section {
     }
   }
   [[noreturn]] void wrong(const std::string& k, const char* want) const {
-    MOESEG_FAIL(source, ": key '", key(k), "' must be ", want, ", got ", j.at(k).dump());
+    MOESEG_FAIL(source, ": key '", key(k), "' must be ", want, ", got ", j.at(k).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   // Integers are range-checked against what the field holds and what it means, so that
   // 4294967297 does not wrap to 1 and -3 workers are not taken; the message names the range.
@@ -54,7 +54,7 @@ struct Section {
     if (!x.is_number_integer()) wrong(k, "an integer");
     const bool above = x.is_number_unsigned() ? x.get<uint64_t>() > static_cast<uint64_t>(hi) : x.get<int64_t>() > hi;
     const bool below = !x.is_number_unsigned() && x.get<int64_t>() < lo;
-    MOESEG_CHECK(!above && !below, source, ": key '", key(k), "' is ", x.dump(), ", outside [", lo, ", ", hi, "]");
+    MOESEG_CHECK(!above && !below, source, ": key '", key(k), "' is ", x.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ", outside [", lo, ", ", hi, "]");
     return x.get<int64_t>();
   }
   void get(const std::string& k, int& v, int64_t lo = INT32_MIN, int64_t hi = INT32_MAX) const {
@@ -114,7 +114,7 @@ struct Section {
     for (auto& e : a) {
       if (!e.is_number()) wrong(k, "a list of numbers");
       v.push_back(e.get<double>());
-      MOESEG_CHECK(std::isfinite(v.back()), source, ": key '", key(k), "' holds ", e.dump(), ", not a finite number");
+      MOESEG_CHECK(std::isfinite(v.back()), source, ": key '", key(k), "' holds ", e.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ", not a finite number");
     }
   }
   Section sub(const std::string& k) const { return Section{j.at(k), key(k), source}; }
@@ -138,6 +138,11 @@ void apply_override(json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
   MOESEG_CHECK(eq != std::string::npos && eq > 0, "--set ", assignment, ": expected key.path=value");
   const std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  try {
+    (void)json(assignment).dump();   // keys and values become JSON strings: UTF-8 only
+  } catch (const json::exception&) {
+    MOESEG_FAIL("--set: the override is not valid UTF-8 text");
+  }
   MOESEG_CHECK(j.is_object() || j.is_null(), "--set ", assignment, ": the config is not a JSON object");
   json value;
   try {

@@ -17,7 +17,9 @@ for a in "$@"; do
     *) args+=("$a") ;;
   esac
 done
-san=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+here=$(cd "$(dirname "$0")" && pwd)
+san=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+     -fsanitize-ignorelist="$here/ubsan_ignore.txt")
 if [ "$mode" = compile ]; then
   exec "$clang" "${args[@]}" "${san[@]}" -O1 -g -Wno-unknown-pragmas
 else

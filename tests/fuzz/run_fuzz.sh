@@ -3,8 +3,12 @@
 #   run_fuzz.sh <fuzz binary> <target> <tests/fuzz source dir> <seconds> <artifact dir>
 # 1. replays every file of regressions/<target>/ (inputs that crashed once) and of the seed
 #    corpus corpus/<target>/: any crash fails the test;
-# 2. fuzzes for <seconds> starting from a copy of the seed corpus in a temporary folder (new
-#    inputs never land in the source tree), with a per-input timeout and a memory limit.
+# 2. fuzzes from a copy of the seed corpus in a temporary folder (new inputs never land in the
+#    source tree), with a per-input timeout and a memory limit. The run is deterministic: a fixed
+#    seed and a fixed number of inputs (<seconds> x 5000, about <seconds> on this machine for the
+#    slowest target), so a CI run fuzzes exactly the inputs a developer's run did and cannot fail
+#    on a crash nobody has seen; 3 x <seconds> of wall time caps it on a slow machine (a prefix of
+#    the same sequence). MOESEG_FUZZ_SEED changes the sequence for longer hunts by hand.
 # A crash leaves its input in <artifact dir> and fails the test; fix the bug and copy the input
 # into regressions/<target>/ so that it is replayed from then on.
 set -euo pipefail
@@ -31,8 +35,10 @@ echo "fuzz/$name: replaying ${#replay[@]} files (regressions: $((${#replay[@]} -
 work=$(mktemp -d "${TMPDIR:-/tmp}/moeseg_fuzz_${name}_XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cp "${seeds[@]}" "$work/"
-echo "fuzz/$name: fuzzing for ${secs}s from ${#seeds[@]} seeds"
-if ! "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -max_len=8192 -print_final_stats=1 \
+runs=$((secs * 5000))
+seed=${MOESEG_FUZZ_SEED:-1}
+echo "fuzz/$name: fuzzing $runs inputs (seed $seed, at most $((secs * 3)) s) from ${#seeds[@]} seeds"
+if ! "$bin" -seed="$seed" -runs="$runs" -max_total_time=$((secs * 3)) -timeout=20 -rss_limit_mb=2560 -max_len=8192 -print_final_stats=1 \
      -artifact_prefix="$art/" "$work" >"$art/fuzz.log" 2>&1; then
   tail -n 80 "$art/fuzz.log"
   echo "fuzz/$name: FAILED: crashing input kept in $art/ (fix it, then add it to tests/fuzz/regressions/$name/)"
