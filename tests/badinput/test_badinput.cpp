@@ -23,6 +23,7 @@
 #include "core/npy.h"
 #include "core/safetensors.h"
 #include "core/value_checks.h"
+#include "support/gradcheck.h"
 #include "data/a2d2.h"
 #include "data/camvid.h"
 #include "data/image_io.h"
@@ -37,17 +38,7 @@ using json = nlohmann::json;
 
 namespace {
 
-// The message of the moeseg::Error thrown by fn; "" when nothing was thrown. Other exception
-// types propagate and fail the case.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using moeseg::testing::error_of;   // tests/support/gradcheck.h
 
 bool has(const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; }
 

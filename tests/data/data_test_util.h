@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "support/gradcheck.h"
 #include "tests/support/temp_dir.h"
 
 namespace moeseg::testing {
@@ -28,16 +29,7 @@ inline const nlohmann::json& data_expected() {
 
 using moeseg::testing::TempDir;   // tests/support/temp_dir.h
 
-// The message of the moeseg::Error thrown by fn ("" if none was thrown).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+// error_of: tests/support/gradcheck.h
 
 inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

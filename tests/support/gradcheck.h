@@ -59,6 +59,18 @@ std::map<std::string, Tensor> tensors_with_prefix(const TensorFile& f, const std
 
 bool contains(const std::string& text, const std::string& part);
 
+// The message of the moeseg::Error thrown by fn; "" when nothing was thrown. Other exception
+// types propagate and fail the case. (expect_error below also asserts that fn threw.)
+template <typename F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 // Checks that fn() throws moeseg::Error whose message contains every needle; returns the message.
 template <typename F>
 std::string expect_error(F&& fn, const std::vector<std::string>& needles = {}) {

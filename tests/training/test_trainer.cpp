@@ -27,6 +27,7 @@
 #include "training/report.h"
 #include "training/trainer.h"
 #include "tests/support/temp_dir.h"
+#include "support/gradcheck.h"
 
 using namespace moeseg;
 using json = nlohmann::json;
@@ -89,14 +90,7 @@ void require_same_tensors(const std::map<std::string, Tensor>& a, const std::map
   }
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using moeseg::testing::error_of;   // tests/support/gradcheck.h
 
 
 // The evaluation recomputed by hand, independently of training/metrics and training/report:
