@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cli_args.h"
 #include "kernels/conv2d_cpu.h"
 
 namespace {
@@ -55,40 +56,22 @@ struct Shape {
   int64_t c_in, c_out, h, w;
 };
 
-int usage(const char* why) {
-  std::fprintf(stderr, "moeseg bench conv: %s\nusage: moeseg bench conv [--quick] [--threads N] [--tile-bytes B] [--min-width PIXELS]\n", why);
-  return 2;
-}
-
 }  // namespace
 
 int moeseg_bench_conv(int argc, char** argv) {
   using namespace moeseg::cpu;
   bool quick = false;
-  size_t tile_bytes = 0;
-  long long min_width = 0;
+  int64_t tile_bytes = 0, min_width = 0;
   int threads = omp_get_max_threads();
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--quick") {
-      quick = true;
-    } else if (a == "--threads" && i + 1 < argc) {
-      threads = std::atoi(argv[++i]);
-      if (threads <= 0) return usage("--threads needs a positive integer");
-    } else if (a == "--tile-bytes" && i + 1 < argc) {
-      const long long b = std::atoll(argv[++i]);
-      if (b <= 0) return usage("--tile-bytes needs a positive integer");
-      tile_bytes = (size_t)b;
-    } else if (a == "--min-width" && i + 1 < argc) {
-      min_width = std::atoll(argv[++i]);
-      if (min_width <= 0) return usage("--min-width needs a positive integer");
-    } else if (a == "bench" || a == "conv" || (i == 0 && a.rfind("--", 0) != 0)) {
-      // program name / subcommand words passed through by the CLI
-    } else {
-      return usage(("unknown argument '" + a + "'").c_str());
-    }
-  }
-  conv2d_set_tile_bytes(tile_bytes, min_width);
+  moeseg::ArgParser args("moeseg bench conv", "[--quick] [--threads N] [--tile-bytes B] [--min-width PIXELS]",
+                         "3x3 convolutions at the FRRN-A shapes, forward / backward-data / backward-weight GFLOP/s next\n"
+                         "to the OpenBLAS sgemm rate measured in the same run.");
+  args.flag("--quick", &quick, "fewer repeats")
+      .option("--threads", &threads, "N", "OpenMP and OpenBLAS threads", 1, 4096)
+      .option("--tile-bytes", &tile_bytes, "B", "conv working-set tile size in bytes (0: the default)", 1, int64_t{1} << 40)
+      .option("--min-width", &min_width, "PIXELS", "narrowest row the tiling keeps", 1, int64_t{1} << 20);
+  if (!args.parse(argc, argv)) return 0;
+  conv2d_set_tile_bytes(static_cast<size_t>(tile_bytes), min_width);
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
   const int repeats = quick ? 3 : 7;

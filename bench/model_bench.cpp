@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cli_args.h"
 #include "core/allocator.h"
 #include "core/autograd.h"
 #include "core/rng.h"
@@ -69,14 +70,6 @@ double frrn_forward_flops(const moeseg::FRRN& net, int64_t n, int64_t h, int64_t
 
 double mib(size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
-int usage(const char* why) {
-  std::fprintf(stderr,
-               "moeseg bench frrn: %s\nusage: moeseg bench frrn [--batch B] [--height H] [--width W] [--classes C] "
-               "[--reps R] [--threads N] [--width-mult M] [--no-torch]\n",
-               why);
-  return 1;
-}
-
 }  // namespace
 
 int moeseg_bench_model(int argc, char** argv) {
@@ -84,22 +77,21 @@ int moeseg_bench_model(int argc, char** argv) {
   int64_t batch = 2, h = 240, w = 320, classes = 38;
   int reps = 3, threads = omp_get_max_threads();
   double width = 1.0;
-  bool torch = true;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
-    const char* v = nullptr;
-    if (a == "--no-torch") torch = false;
-    else if (a == "--batch" && (v = next())) batch = std::atoll(v);
-    else if (a == "--height" && (v = next())) h = std::atoll(v);
-    else if (a == "--width" && (v = next())) w = std::atoll(v);
-    else if (a == "--classes" && (v = next())) classes = std::atoll(v);
-    else if (a == "--reps" && (v = next())) reps = std::atoi(v);
-    else if (a == "--threads" && (v = next())) threads = std::atoi(v);
-    else if (a == "--width-mult" && (v = next())) width = std::atof(v);
-    else return usage(("unknown or incomplete option " + a).c_str());
-  }
-  if (batch < 1 || h < 1 || w < 1 || classes < 1 || reps < 1 || threads < 1 || width <= 0) return usage("bad value");
+  bool no_torch = false;
+  ArgParser args("moeseg bench frrn", "[--batch B] [--height H] [--width W] [--classes C] [--reps R] [--threads N] "
+                 "[--width-mult M] [--no-torch]",
+                 "FRRN-A forward and forward+backward time, GFLOP/s and peak tensor memory, next to PyTorch's\n"
+                 "(bench/frrn_torch_bench.py) when torch is importable.");
+  args.option("--batch", &batch, "B", "batch size", 1, 4096)
+      .option("--height", &h, "H", "input height", 1, 1 << 16)
+      .option("--width", &w, "W", "input width", 1, 1 << 16)
+      .option("--classes", &classes, "C", "classes", 1, 1 << 16)
+      .option("--reps", &reps, "R", "timed repeats (median)", 1, 1000)
+      .option("--threads", &threads, "N", "OpenMP threads", 1, 4096)
+      .option("--width-mult", &width, "M", "channel width multiplier", 1e-3, 16.0)
+      .flag("--no-torch", &no_torch, "skip the PyTorch comparison");
+  if (!args.parse(argc, argv)) return 0;
+  const bool torch = !no_torch;
   omp_set_num_threads(threads);   // OpenBLAS stays single-threaded (core/threading.h)
 
   FRRNConfig cfg;
@@ -158,7 +150,10 @@ int moeseg_bench_model(int argc, char** argv) {
                 "--classes %lld --reps %d --width-mult %g 2>&1",
                 threads, (long long)batch, (long long)h, (long long)w, (long long)classes, reps, width);
   FILE* p = popen(cmd, "r");
-  if (!p) return usage("cannot start python3");
+  if (!p) {
+    std::fprintf(stderr, "moeseg bench frrn: cannot start python3\n");
+    return 1;
+  }
   std::map<std::string, std::string> kv;
   std::array<char, 512> line{};
   std::string raw;

@@ -1,28 +1,18 @@
 // SGD, Adam and AdamW with PyTorch's exact update rules (torch/optim/sgd.py and adam.py,
-// _single_tensor_* paths, which torch uses for CPU tensors).
-// Precision: scalars (lr, betas, bias corrections) are formed in double as Python does, then
-// cast to the parameter's type where torch casts them. Where torch's float kernels round once
-// (add with alpha, lerp and addcmul are fused multiply-adds in its CPU build) we call std::fma;
-// elsewhere (mul, addcdiv) separate operations. The build uses ISO C++ mode, so GCC does not
-// contract the rest into FMAs behind our back (-ffp-contract=off). Measured against torch 2.x in
-// float32: SGD is bit-identical; Adam/AdamW are bit-identical on small tensors and differ in the
-// last bit for a few percent of the elements of large ones, because torch's vectorised sqrt (MKL
-// VML) is not correctly rounded while std::sqrt is. Tests compare with a tolerance.
+// _single_tensor_* paths): the state, the step counts and the hyper-parameters live here; the
+// arithmetic of one update is kernels/optimizer_steps.h (CPU loop or one CUDA launch), whose
+// header states the precision against torch.
 #include "training/optimizer.h"
 
-#include <algorithm>
-#include <cmath>
 #include <sstream>
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
-#include "kernels/gpu_kernels.h"
+#include "kernels/optimizer_steps.h"
 
 namespace moeseg {
 
 namespace {
-
-constexpr int64_t kParallelMin = 1 << 15;
 
 // Gives the gradient in the parameter's layout (contiguous, same dtype) or throws naming it.
 Tensor checked_grad(const std::string& opt, const std::string& name, const Tensor& p, const Tensor& g) {
@@ -179,33 +169,8 @@ void SGD::update(const Tensor& param, const Tensor& grad, std::map<std::string, 
   const bool use_momentum = opt_.momentum != 0.0;
   const bool first = use_momentum && !state.count("momentum_buffer");
   if (first) state["momentum_buffer"] = Tensor::empty(param.sizes(), param.dtype(), param.device());
-  if (on_cuda(param)) {
-    if (param.dtype() != DType::Float32) MOESEG_FAIL("SGD.step: CUDA parameters must be float32, got ", param.str());
-    // kernels/cuda/elementwise.cu applies the same rule (same FMAs) to the whole tensor in one launch.
-    gpu_kernels().sgd_step(param.data<float>(), grad.data<float>(),
-                           use_momentum ? state["momentum_buffer"].data<float>() : nullptr, param.numel(), lr_,
-                           opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first);
-    return;
-  }
-  dispatch_float(param.dtype(), "SGD.step", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = param.data<T>();
-    const T* g = grad.data<T>();
-    T* buf = use_momentum ? state["momentum_buffer"].template data<T>() : nullptr;
-    const T wd = static_cast<T>(opt_.weight_decay), mom = static_cast<T>(opt_.momentum);
-    const T one_minus_damp = static_cast<T>(1.0 - opt_.dampening), neg_lr = static_cast<T>(-lr_);
-    const bool has_wd = opt_.weight_decay != 0.0, nesterov = opt_.nesterov;
-    const int64_t n = param.numel();
-#pragma omp parallel for if (n > kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      T d = has_wd ? std::fma(wd, p[i], g[i]) : g[i];
-      if (buf) {
-        buf[i] = first ? d : std::fma(one_minus_damp, d, buf[i] * mom);
-        d = nesterov ? std::fma(mom, buf[i], d) : buf[i];
-      }
-      p[i] = std::fma(neg_lr, d, p[i]);
-    }
-  });
+  sgd_step_(param, grad, use_momentum ? state["momentum_buffer"] : Tensor(),
+            SgdStep{lr_, opt_.momentum, opt_.dampening, opt_.weight_decay, opt_.nesterov, first});
 }
 
 // ---- Adam / AdamW -----------------------------------------------------------------------------
@@ -244,52 +209,8 @@ void Adam::update(const Tensor& param, const Tensor& grad, std::map<std::string,
   }
   if (opt_.amsgrad && !state.count("max_exp_avg_sq"))
     state["max_exp_avg_sq"] = Tensor::zeros(param.sizes(), param.dtype(), param.device());
-  if (on_cuda(param)) {
-    if (param.dtype() != DType::Float32) MOESEG_FAIL(type_name(), ".step: CUDA parameters must be float32, got ",
-                                                     param.str());
-    gpu_kernels().adam_step(param.data<float>(), grad.data<float>(), state["exp_avg"].data<float>(),
-                            state["exp_avg_sq"].data<float>(),
-                            opt_.amsgrad ? state["max_exp_avg_sq"].data<float>() : nullptr, param.numel(), step, lr_,
-                            opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, decoupled_);
-    return;
-  }
-  // Python-side scalars, in double as torch forms them.
-  const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(step));
-  const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(step));
-  const double step_size = lr_ / bc1;
-  const double bc2_sqrt = std::sqrt(bc2);
-  const double decay = 1.0 - lr_ * opt_.weight_decay;
-  dispatch_float(param.dtype(), "Adam.step", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = param.data<T>();
-    const T* g = grad.data<T>();
-    T* m = state["exp_avg"].template data<T>();
-    T* v = state["exp_avg_sq"].template data<T>();
-    T* vmax = opt_.amsgrad ? state["max_exp_avg_sq"].template data<T>() : nullptr;
-    const bool has_wd = opt_.weight_decay != 0.0, decoupled = decoupled_;
-    const T wd = static_cast<T>(opt_.weight_decay), decay_t = static_cast<T>(decay);
-    const T w1 = static_cast<T>(1.0 - opt_.beta1), b2 = static_cast<T>(opt_.beta2);
-    const T one_minus_b2 = static_cast<T>(1.0 - opt_.beta2);
-    const T bc2s = static_cast<T>(bc2_sqrt), eps = static_cast<T>(opt_.eps), neg_step = static_cast<T>(-step_size);
-    // ATen's lerp: weight < 0.5 ? start + w * (end - start) : end - (end - start) * (1 - w), as FMAs.
-    const bool lerp_low = std::abs(static_cast<double>(w1)) < 0.5;
-    const int64_t n = param.numel();
-#pragma omp parallel for if (n > kParallelMin) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      T gi = g[i];
-      if (has_wd) {
-        if (decoupled) p[i] = p[i] * decay_t;
-        else gi = std::fma(wd, p[i], gi);
-      }
-      const T diff = gi - m[i];
-      m[i] = lerp_low ? std::fma(w1, diff, m[i]) : std::fma(static_cast<T>(w1 - T(1)), diff, gi);
-      v[i] = std::fma(one_minus_b2 * gi, gi, v[i] * b2);
-      T vv = v[i];
-      if (vmax) vv = vmax[i] = std::max(vmax[i], v[i]);
-      const T denom = std::sqrt(vv) / bc2s + eps;
-      p[i] = p[i] + neg_step * m[i] / denom;
-    }
-  });
+  adam_step_(param, grad, state["exp_avg"], state["exp_avg_sq"], opt_.amsgrad ? state["max_exp_avg_sq"] : Tensor(),
+             AdamStep{step, lr_, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, decoupled_});
 }
 
 }  // namespace moeseg

@@ -23,10 +23,7 @@ set(allowed_training core kernels layers models data training)
 set(allowed_bench core kernels layers models data training bench)
 set(allowed_tools core kernels layers models data training bench tools)
 # file:included-header pairs that break the rules today, each with the issue that removes it.
-set(known_exceptions
-    # The optimisers call the CUDA launchers of their fused update kernels directly instead of
-    # through an op in kernels/ (issue: the CUDA path, one kernel registry).
-    "training/optimizer.cpp:kernels/gpu_kernels.h")
+set(known_exceptions)
 
 set(violations "")
 set(checked 0)
