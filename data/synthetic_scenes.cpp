@@ -6,11 +6,13 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_checks.h"
 #include "data/a2d2_classes.h"
 #include "data/image_io.h"
 
@@ -66,12 +68,16 @@ void write_text(const fs::path& path, const std::string& text) {
 }  // namespace
 
 int synthetic_tree_version(const std::string& root) {
-  std::ifstream f(fs::path(root) / "synthetic_scenes.json");
+  const std::string path = (fs::path(root) / "synthetic_scenes.json").string();
+  std::ifstream f(path);
   if (!f) return 0;
+  // Not JSON (e.g. cut short by a crash while the tree was written): no version recorded, the
+  // tree is regenerated. Valid JSON holding something else than our record (a hand edit:
+  // "generator_version": "2", 2^32 + 2 wrapping to 2) is an error naming the file and the key.
   const nlohmann::json j = nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
-  return j.is_object() && j.contains("generator_version") && j["generator_version"].is_number_integer()
-             ? j["generator_version"].get<int>()
-             : 0;
+  if (j.is_discarded()) return 0;
+  MOESEG_CHECK(j.is_object(), path, ": expected a JSON object, got ", json_text(j));
+  return static_cast<int>(get_int_in(j, "generator_version", 0, 0, std::numeric_limits<int>::max(), path));
 }
 
 SynthReport generate_synthetic_a2d2(const SynthOptions& opt) {

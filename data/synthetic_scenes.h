@@ -22,7 +22,9 @@ namespace moeseg::data {
 // give different files (2: cyclists' riders no longer write stray #000000 label pixels), so a
 // tree made by an older generator can be recognised and regenerated.
 constexpr int kSynthGeneratorVersion = 2;
-// The generator_version of the tree at `root` (0: none recorded or no tree).
+// The generator_version of the tree at `root` (0: none recorded, no tree, or a record that is not
+// JSON). A record whose generator_version is not an integer in [0, 2^31) is an error naming the
+// file and the key.
 int synthetic_tree_version(const std::string& root);
 
 struct SynthOptions {

@@ -41,7 +41,7 @@ GpuConv2dShape gpu_shape(const cpu::Conv2dGeometry& g) {
 // MOESEG_CONV=cudnn on a GPU whose table has cuDNN; otherwise our kernels (said once when cuDNN
 // was asked for but is not there, e.g. on the emulated device).
 bool use_cudnn() {
-  if (conv2d_impl() != "cudnn") return false;
+  if (conv2d_impl() != ConvBackend::Cudnn) return false;
   if (gpu_kernels().cudnn_conv2d_forward) return true;
   static bool said = false;
   if (!said) std::fprintf(stderr, "moeseg: MOESEG_CONV=cudnn but this CUDA device has no cuDNN; conv2d runs our kernels\n");

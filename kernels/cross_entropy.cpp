@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/autograd.h"
+#include "core/named_enum.h"
 #include "kernels/device_fallback.h"
 #include "kernels/gpu_kernels.h"
 
@@ -25,14 +26,8 @@ namespace {
 constexpr int64_t kLanes = 64;
 constexpr int64_t kParallelWork = 1 << 14;
 
-enum class Reduction { None, Mean, Sum };
-
-Reduction parse_reduction(const std::string& r) {
-  if (r == "mean") return Reduction::Mean;
-  if (r == "sum") return Reduction::Sum;
-  if (r == "none") return Reduction::None;
-  MOESEG_FAIL("cross_entropy: reduction '", r, "' is not one of 'mean', 'sum', 'none'");
-}
+const NamedValue<Reduction> kReductionNames[] = {
+    {Reduction::Mean, "mean"}, {Reduction::Sum, "sum"}, {Reduction::None, "none"}};
 
 struct Geometry {
   int64_t N = 1, C = 1, P = 1;
@@ -212,8 +207,18 @@ Tensor cross_entropy_cuda(const Tensor& logits, const Tensor& x, const Tensor& t
 
 }  // namespace
 
+Reduction parse_reduction(const std::string& name, const std::string& where) {
+  return parse_named(kReductionNames, name, where);
+}
+std::string to_string(Reduction r) { return name_of(kReductionNames, r); }
+
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights, int64_t ignore_index,
                      const std::string& reduction) {
+  return cross_entropy(logits, target, class_weights, ignore_index, parse_reduction(reduction, "cross_entropy: reduction"));
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights, int64_t ignore_index,
+                     Reduction reduction) {
   const char* op = "cross_entropy";
   check_defined(logits, op, "logits");
   check_defined(target, op, "target");
@@ -222,7 +227,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& c
   MOESEG_CHECK(logits.dim() >= 2, "cross_entropy: logits must be [N, C] or [N, C, H, W], got ", logits.str());
   MOESEG_CHECK(target.dtype() == DType::Int64, "cross_entropy: target must be int64 class indices, got ",
                target.str());
-  const Reduction red = parse_reduction(reduction);
+  const Reduction red = reduction;
   // Expected target shape: logits' shape without the class dim.
   Shape tshape = logits.sizes();
   tshape.erase(tshape.begin() + 1);

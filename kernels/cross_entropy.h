@@ -1,7 +1,7 @@
 // Cross-entropy on logits, fused with log-softmax over the class dim (dim 1), PyTorch
 // F.cross_entropy semantics: logits [N, C] or [N, C, H, W], int64 targets [N] or [N, H, W],
-// ignore_index pixels contribute nothing, optional class weights [C]; reduction "mean" divides by
-// the summed weights of the non-ignored targets, "sum" sums, "none" returns the per-element loss.
+// ignore_index pixels contribute nothing, optional class weights [C]; Reduction::Mean divides by
+// the summed weights of the non-ignored targets, Sum sums, None returns the per-element loss.
 // A target outside [0, C) that is not ignore_index is an error naming the value.
 #pragma once
 #include <string>
@@ -10,7 +10,21 @@
 
 namespace moeseg {
 
+// PyTorch's reduction= names: "mean", "sum", "none" (parse_reduction / to_string, for the edges
+// where the name arrives as text: fixtures, configs).
+enum class Reduction { None, Mean, Sum };
+// `where` names the source and key, e.g. "fixture x: key 'reduction'": an unknown name throws
+// "<where> is 'average' (known: mean, sum, none)".
+Reduction parse_reduction(const std::string& name, const std::string& where);
+std::string to_string(Reduction r);
+
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights = Tensor(),
-                     int64_t ignore_index = -100, const std::string& reduction = "mean");
+                     int64_t ignore_index = -100, Reduction reduction = Reduction::Mean);
+
+// Transitional: the reduction by name, for bench/kernel_lab/lab_problems.cpp, the one caller
+// still passing "none" / "sum" / "mean"; remove once it passes Reduction.
+[[deprecated("pass moeseg::Reduction (parse_reduction at the edge where the name arrives)")]]
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights, int64_t ignore_index,
+                     const std::string& reduction);
 
 }  // namespace moeseg

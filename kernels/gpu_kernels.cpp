@@ -1,6 +1,7 @@
 // Picks the kernel table of the CUDA device in use (see kernels/gpu_kernels.h).
 #include "kernels/gpu_kernels.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -9,6 +10,7 @@
 #include "core/cuda_emulation.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "core/named_enum.h"
 #include "core/tensor.h"
 
 namespace moeseg {
@@ -69,26 +71,36 @@ const GpuKernels& gpu_kernels() {
 }
 
 namespace {
-std::string& conv_impl_storage() {
-  static std::string impl = [] {
-    const char* v = std::getenv("MOESEG_CONV");
-    return std::string(v && *v ? v : "ours");
-  }();
+const NamedValue<ConvBackend> kConvBackendNames[] = {{ConvBackend::Ours, "ours"}, {ConvBackend::Cudnn, "cudnn"}};
+
+// -1 until the first conv2d_impl() reads MOESEG_CONV (unset or empty: ours). Atomic: convs may
+// run on several threads; two first calls at once parse the same variable and store the same
+// value. A bad value throws and is read again at the next call.
+std::atomic<int>& conv_impl_storage() {
+  static std::atomic<int> impl{-1};
   return impl;
 }
 }  // namespace
 
-const std::string& conv2d_impl() {
-  const std::string& v = conv_impl_storage();
-  MOESEG_CHECK(v == "ours" || v == "cudnn", "MOESEG_CONV: unknown conv2d implementation '", v,
-               "' (expected ours or cudnn)");
-  return v;
+ConvBackend parse_conv_backend(const std::string& name, const std::string& where) {
+  return parse_named(kConvBackendNames, name, where);
+}
+std::string to_string(ConvBackend b) { return name_of(kConvBackendNames, b); }
+
+ConvBackend conv2d_impl() {
+  std::atomic<int>& impl = conv_impl_storage();
+  int v = impl.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* env = std::getenv("MOESEG_CONV");
+    v = static_cast<int>(env && *env ? parse_conv_backend(env, "environment variable MOESEG_CONV") : ConvBackend::Ours);
+    impl.store(v, std::memory_order_relaxed);
+  }
+  return static_cast<ConvBackend>(v);
 }
 
-void set_conv2d_impl(const std::string& name) {
-  MOESEG_CHECK(name == "ours" || name == "cudnn", "set_conv2d_impl: unknown implementation '", name,
-               "' (expected ours or cudnn)");
-  conv_impl_storage() = name;
+void set_conv2d_impl(ConvBackend b) {
+  (void)to_string(b);   // a value outside the enum (a cast) is refused here
+  conv_impl_storage().store(static_cast<int>(b), std::memory_order_relaxed);
 }
 
 }  // namespace moeseg

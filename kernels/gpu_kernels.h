@@ -162,9 +162,16 @@ const GpuKernels& cuda_kernel_table();   // only in builds with CUDA
 // Fills the vendor entries (kernels/gpu_vendor_cuda.cpp; cuDNN ones only when the build found it).
 void add_vendor_kernels(GpuKernels& t);
 
-// conv2d's implementation on a GPU: "ours" (default) or "cudnn", from MOESEG_CONV=cudnn in the
-// environment or set_conv2d_impl(). The emulated device has no cuDNN and always runs ours.
-const std::string& conv2d_impl();
-void set_conv2d_impl(const std::string& name);   // "ours" | "cudnn"; throws on anything else
+// conv2d's implementation on a GPU: our implicit-GEMM kernels (default) or cuDNN, from
+// MOESEG_CONV=ours|cudnn in the environment (parsed once, at the first conv2d_impl(); an unknown
+// name throws naming the variable and the known names, at every call until fixed) or
+// set_conv2d_impl(). The emulated device has no cuDNN and always runs ours.
+enum class ConvBackend { Ours, Cudnn };
+// `where` names the source, e.g. "environment variable MOESEG_CONV": an unknown name throws
+// "<where> is 'cudnn8' (known: ours, cudnn)".
+ConvBackend parse_conv_backend(const std::string& name, const std::string& where);
+std::string to_string(ConvBackend b);   // "ours" | "cudnn"
+ConvBackend conv2d_impl();
+void set_conv2d_impl(ConvBackend b);
 
 }  // namespace moeseg

@@ -1,6 +1,7 @@
 // Mean / max ensembles of frozen experts (see ensemble.h).
 #include "models/ensemble.h"
 
+#include "core/named_enum.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 #include "kernels/shape_ops.h"
@@ -8,9 +9,18 @@
 
 namespace moeseg {
 
-Ensemble::Ensemble(std::vector<std::shared_ptr<SegmentationModel>> experts, const std::string& mode)
+namespace {
+const NamedValue<EnsembleMode> kEnsembleModeNames[] = {{EnsembleMode::Mean, "mean"}, {EnsembleMode::Max, "max"}};
+}  // namespace
+
+EnsembleMode parse_ensemble_mode(const std::string& name, const std::string& where) {
+  return parse_named(kEnsembleModeNames, name, where);
+}
+std::string to_string(EnsembleMode m) { return name_of(kEnsembleModeNames, m); }
+
+Ensemble::Ensemble(std::vector<std::shared_ptr<SegmentationModel>> experts, EnsembleMode mode)
     : SegmentationModel("Ensemble"), experts_(std::move(experts)), mode_(mode) {
-  MOESEG_CHECK(mode == "mean" || mode == "max", "ensemble: unknown mode '", mode, "' (known: mean, max)");
+  (void)to_string(mode);   // a value outside the enum (a cast) fails here, not at the first forward
   MOESEG_CHECK(!experts_.empty(), "ensemble: needs at least one expert");
   for (size_t i = 0; i < experts_.size(); ++i) {
     MOESEG_CHECK(experts_[i]->num_classes() == experts_[0]->num_classes(), "ensemble: expert ", i + 1, " has ",
@@ -31,7 +41,7 @@ ModelOutput Ensemble::forward_detailed(const Tensor& x, const std::vector<std::s
     }
     trace_output(name, experts_[i]->type_name() + " (frozen)", out.member_logits.back(), experts_[i]->num_parameters());
   }
-  if (mode_ == "mean") {
+  if (mode_ == EnsembleMode::Mean) {
     Tensor s = out.member_logits[0];
     for (size_t i = 1; i < out.member_logits.size(); ++i) s = add(s, out.member_logits[i]);
     out.logits = scale(s, 1.0 / static_cast<double>(out.member_logits.size()));
@@ -41,7 +51,8 @@ ModelOutput Ensemble::forward_detailed(const Tensor& x, const std::vector<std::s
     for (auto& l : out.member_logits) st.push_back(l.unsqueeze(0));
     out.logits = max(concat(st, 0), 0);
   }
-  trace_output(mode_, "ensemble " + mode_, out.logits, 0);
+  const std::string mode = to_string(mode_);
+  trace_output(mode, "ensemble " + mode, out.logits, 0);
   return out;
 }
 

@@ -10,10 +10,17 @@
 
 namespace moeseg {
 
+// How the members' logits combine; configs name them "mean" and "max".
+enum class EnsembleMode { Mean, Max };
+// `where` names the source and key, e.g. "model config: key 'mode'": an unknown name throws
+// "<where> is 'median' (known: mean, max)".
+EnsembleMode parse_ensemble_mode(const std::string& name, const std::string& where);
+std::string to_string(EnsembleMode m);   // "mean" | "max", as configs spell them
+
 class Ensemble : public SegmentationModel {
  public:
-  // mode "mean" or "max"; experts are frozen (BatchNorm in eval) as in the MoE.
-  Ensemble(std::vector<std::shared_ptr<SegmentationModel>> experts, const std::string& mode);
+  // Experts are frozen (BatchNorm in eval) as in the MoE.
+  Ensemble(std::vector<std::shared_ptr<SegmentationModel>> experts, EnsembleMode mode);
   // logits and every member's logits (no gate).
   ModelOutput forward_detailed(const Tensor& x, const std::vector<std::string>& taps = {}) override;
   SegmentationOutput forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) override;
@@ -21,11 +28,11 @@ class Ensemble : public SegmentationModel {
   int64_t tap_channels(const std::string& tap) const override;
   int64_t tap_stride(const std::string& tap) const override;
   int64_t num_classes() const override { return experts_[0]->num_classes(); }
-  const std::string& mode() const { return mode_; }
+  EnsembleMode mode() const { return mode_; }
 
  private:
   std::vector<std::shared_ptr<SegmentationModel>> experts_;
-  std::string mode_;
+  EnsembleMode mode_;
 };
 
 }  // namespace moeseg

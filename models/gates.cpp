@@ -1,6 +1,7 @@
 // MoE gates: simple and class-wise, fixed-size or resolution-independent (see gates.h).
 #include "models/gates.h"
 
+#include "core/named_enum.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
 #include "kernels/pooling.h"
@@ -55,11 +56,22 @@ Tensor ClasswiseGate::logits(const Tensor& x) {
   return concat(per_class, 1);                                                    // [B, C, E]
 }
 
+namespace {
+const NamedValue<GateType> kGateTypeNames[] = {{GateType::Simple, "simple"}, {GateType::Classwise, "classwise"}};
+}  // namespace
+
+GateType parse_gate_type(const std::string& name, const std::string& where) {
+  return parse_named(kGateTypeNames, name, where);
+}
+std::string to_string(GateType t) { return name_of(kGateTypeNames, t); }
+
 std::shared_ptr<Gate> make_gate(const GateConfig& cfg) {
   Generator gen(cfg.seed);
-  if (cfg.type == "simple") return std::make_shared<SimpleGate>(cfg, gen);
-  if (cfg.type == "classwise") return std::make_shared<ClasswiseGate>(cfg, gen);
-  MOESEG_FAIL("gate: unknown type '", cfg.type, "' (known: simple, classwise)");
+  switch (cfg.type) {
+    case GateType::Simple: return std::make_shared<SimpleGate>(cfg, gen);
+    case GateType::Classwise: return std::make_shared<ClasswiseGate>(cfg, gen);
+  }
+  MOESEG_FAIL("gate: unknown type ", to_string(cfg.type));   // unreachable: to_string throws first
 }
 
 }  // namespace moeseg

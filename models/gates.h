@@ -21,8 +21,15 @@
 
 namespace moeseg {
 
+// The gate kinds; configs name them "simple" and "classwise" (parse_gate_type / to_string).
+enum class GateType { Simple, Classwise };
+// `where` names the source and key, e.g. "model config: key 'gate'": an unknown name throws
+// "<where> is 'softmax' (known: simple, classwise)".
+GateType parse_gate_type(const std::string& name, const std::string& where);
+std::string to_string(GateType t);   // "simple" | "classwise", as configs spell them
+
 struct GateConfig {
-  std::string type = "simple";   // "simple" or "classwise"
+  GateType type = GateType::Simple;
   int64_t in_channels = 768;     // channels of the concatenated taps
   int64_t in_h = 30, in_w = 40;  // tap size the fixed-size gate is built for
   int64_t pool_h = 0, pool_w = 0;  // > 0: adaptive average pooling to this grid before the flatten
@@ -69,7 +76,7 @@ class ClasswiseGate : public Gate {
   std::vector<std::shared_ptr<SimpleGate>> gates;
 };
 
-// "simple" / "classwise"; anything else is an error naming the known types.
+// A SimpleGate or a ClasswiseGate, as cfg.type says.
 std::shared_ptr<Gate> make_gate(const GateConfig& cfg);
 
 }  // namespace moeseg

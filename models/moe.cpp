@@ -2,7 +2,10 @@
 // (see moe.h).
 #include "models/moe.h"
 
+#include <algorithm>
+
 #include "core/rng.h"
+#include "core/value_checks.h"
 #include "kernels/elementwise.h"
 #include "kernels/gate_combine.h"
 #include "kernels/shape_ops.h"
@@ -22,12 +25,22 @@ MoE::MoE(std::vector<std::shared_ptr<SegmentationModel>> experts, const MoEConfi
          std::shared_ptr<SegmentationModel> unused_expert)
     : SegmentationModel("MoE"), cfg_(cfg), experts_(std::move(experts)) {
   MOESEG_CHECK(!experts_.empty(), "MoE: needs at least one expert");
+  for (size_t i = 0; i < experts_.size(); ++i) {
+    auto& e = experts_[i];
+    MOESEG_CHECK(e, "MoE: expert ", i + 1, " is null");
+    const std::vector<std::string> names = e->tap_names();
+    if (std::find(names.begin(), names.end(), cfg.tap) == names.end()) {
+      std::string known;
+      for (auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      MOESEG_FAIL("MoE: tap '", printable(cfg.tap), "' is not a feature map of expert ", i + 1, " (", e->type_name(),
+                  "; its taps: ", known.empty() ? "none" : known, ")");
+    }
+  }
   num_classes_ = experts_[0]->num_classes();
   int64_t tap_channels = 0;
   int64_t stride = experts_[0]->tap_stride(cfg.tap);
   for (size_t i = 0; i < experts_.size(); ++i) {
     auto& e = experts_[i];
-    MOESEG_CHECK(e, "MoE: expert ", i + 1, " is null");
     MOESEG_CHECK(e->num_classes() == num_classes_, "MoE: expert ", i + 1, " has ", e->num_classes(),
                  " classes, expert 1 has ", num_classes_);
     MOESEG_CHECK(e->tap_stride(cfg.tap) == stride, "MoE: expert ", i + 1, " tap '", cfg.tap, "' has stride ",

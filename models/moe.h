@@ -23,9 +23,12 @@
 namespace moeseg {
 
 struct MoEConfig {
-  std::string gate_type = "simple";    // "simple" or "classwise"
+  GateType gate_type = GateType::Simple;
   bool with_conv = false;              // final 3x3 conv on the weighted sum
-  std::string tap = "frrnlayer4";      // the experts' feature map the gate reads
+  // The experts' feature map the gate reads. A name, not an enum: each model kind has its own
+  // set (FRRN frrnlayer1..N, N from its table; DeepLabv3+ aspp, layer4, low_level), so the MoE
+  // checks it once, at construction, against every expert's tap_names().
+  std::string tap = "frrnlayer4";
   int64_t input_h = 480, input_w = 640;  // input size a fixed-size gate is built for
   int64_t pool_h = 0, pool_w = 0;      // > 0: resolution-independent gate (adaptive pool grid)
   int64_t fc_features = 128;
@@ -36,7 +39,8 @@ struct MoEConfig {
 
 class MoE : public SegmentationModel {
  public:
-  // Experts must agree on num_classes and have the tap; they are frozen here. `unused_expert`
+  // Experts must agree on num_classes and each have cfg.tap in its tap_names() (else an error
+  // naming the tap, the expert and its taps); they are frozen here. `unused_expert`
   // (only with reference_unused_expert) is registered as "expert", frozen and never run.
   MoE(std::vector<std::shared_ptr<SegmentationModel>> experts, const MoEConfig& cfg,
       std::shared_ptr<SegmentationModel> unused_expert = nullptr);

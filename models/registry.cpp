@@ -5,10 +5,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <limits>
-#include <set>
-#include <type_traits>
 
+#include "core/json_checks.h"
 #include "core/safetensors.h"
 #include "core/value_checks.h"
 #include "models/deeplabv3plus.h"
@@ -22,55 +20,9 @@ namespace {
 
 using json = nlohmann::json;
 
-void check_keys(const json& j, const std::set<std::string>& allowed, const std::string& where) {
-  MOESEG_CHECK(j.is_object(), where, ": expected a JSON object, got ", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (allowed.count(it.key())) continue;
-    std::string known;
-    for (auto& k : allowed) known += (known.empty() ? "" : ", ") + k;
-    MOESEG_FAIL(where, ": unknown key '", printable(it.key()), "' (known: ", known, ")");
-  }
-}
-
 std::string resolve(const std::string& path, const std::string& base_dir) {
   if (path.empty() || base_dir.empty() || std::filesystem::path(path).is_absolute()) return path;
   return (std::filesystem::path(base_dir) / path).string();
-}
-
-// Typed reads with ranges: a wrong type or a value outside what the field holds or means is an
-// error naming the key and the value (nlohmann's get<int>() would wrap 2^32+1 to 1 and truncate
-// 2.5 to 2 without a word).
-template <typename T>
-T get_or(const json& j, const char* key, T fallback, const std::string& where) {
-  if (!j.contains(key)) return fallback;
-  const json& v = j.at(key);
-  if constexpr (std::is_same_v<T, std::string>) {
-    MOESEG_CHECK(v.is_string(), where, ": key '", key, "' must be a string, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  } else if constexpr (std::is_same_v<T, bool>) {
-    MOESEG_CHECK(v.is_boolean(), where, ": key '", key, "' must be true or false, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  } else if constexpr (std::is_same_v<T, double>) {
-    MOESEG_CHECK(v.is_number() && std::isfinite(v.get<double>()), where, ": key '", key, "' must be a finite number, got ",
-                 v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  } else if constexpr (std::is_same_v<T, uint64_t>) {
-    MOESEG_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), where, ": key '", key,
-                 "' must be a non-negative integer, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  } else {
-    static_assert(std::is_integral_v<T> && std::is_signed_v<T>);
-    MOESEG_CHECK(v.is_number_integer(), where, ": key '", key, "' must be an integer, got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-    const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
-                                             : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
-                                                   v.get<int64_t>() <= std::numeric_limits<T>::max();
-    MOESEG_CHECK(fits, where, ": key '", key, "' is ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), ", outside [", std::numeric_limits<T>::min(), ", ",
-                 std::numeric_limits<T>::max(), "]");
-  }
-  return v.get<T>();
-}
-
-// An integer key that must lie in [lo, hi].
-int64_t get_int_in(const json& j, const char* key, int64_t fallback, int64_t lo, int64_t hi, const std::string& where) {
-  const int64_t v = get_or<int64_t>(j, key, fallback, where);
-  MOESEG_CHECK(v >= lo && v <= hi, where, ": key '", key, "' is ", v, ", outside [", lo, ", ", hi, "]");
-  return v;
 }
 
 // Bounds for the numbers a model config holds: far above any real model, low enough that a
@@ -90,7 +42,7 @@ std::pair<int64_t, int64_t> get_pair(const json& j, const char* key, std::pair<i
            x.get<int64_t>() >= lo && x.get<int64_t>() <= kMaxSide;
   };
   MOESEG_CHECK(v.is_array() && v.size() == 2 && in_range(v[0]) && in_range(v[1]), where, ": key '", key,
-               "' must be [height, width] with integers in [", lo, ", ", kMaxSide, "], got ", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+               "' must be [height, width] with integers in [", lo, ", ", kMaxSide, "], got ", json_text(v));
   return {v[0].get<int64_t>(), v[1].get<int64_t>()};
 }
 
@@ -171,12 +123,14 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
     for (size_t i = 0; i < list.size(); ++i)
       experts.push_back(build_expert(list[i], base_dir, where + ": experts[" + std::to_string(i) + "]", classes));
     if (type == "ensemble") {
-      model = std::make_shared<Ensemble>(experts, get_or<std::string>(cfg, "mode", "mean", where));
+      const EnsembleMode mode =
+          parse_ensemble_mode(get_or<std::string>(cfg, "mode", "mean", where), where + ": key 'mode'");
+      model = std::make_shared<Ensemble>(experts, mode);
     } else {
       MoEConfig m;
-      m.gate_type = get_or<std::string>(cfg, "gate", "simple", where);
+      m.gate_type = parse_gate_type(get_or<std::string>(cfg, "gate", "simple", where), where + ": key 'gate'");
       m.with_conv = get_or<bool>(cfg, "with_conv", false, where);
-      m.tap = get_or<std::string>(cfg, "tap", "frrnlayer4", where);
+      m.tap = get_or<std::string>(cfg, "tap", "frrnlayer4", where);   // checked against the experts' taps by MoE
       std::tie(m.input_h, m.input_w) = get_pair(cfg, "input_size", {480, 640}, 1, where);
       std::tie(m.pool_h, m.pool_w) = get_pair(cfg, "pool_grid", {0, 0}, 0, where);
       m.fc_features = get_int_in(cfg, "fc_features", 128, 1, kMaxGateFeatures, where);
@@ -190,7 +144,11 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
         e.erase("checkpoint");
         return e;
       }() : list[0], base_dir, where + ": unused expert", classes);
-      model = std::make_shared<MoE>(experts, m, unused);
+      try {
+        model = std::make_shared<MoE>(experts, m, unused);
+      } catch (const Error& e) {
+        MOESEG_FAIL(where, ": ", e.what());   // e.g. a tap that an expert lacks: name the config
+      }
     }
   } else {
     MOESEG_FAIL(where, ": unknown type '", printable(type), "' (known: model, moe, ensemble)");

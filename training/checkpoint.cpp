@@ -3,13 +3,16 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <thread>
-
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <thread>
+#include <vector>
 
 #include "core/error.h"
+#include "core/json_checks.h"
 #include "core/safetensors.h"
+#include "core/value_checks.h"
 
 namespace moeseg {
 
@@ -63,22 +66,35 @@ json CheckpointMeta::to_json() const {
               {"extra", extra}};
 }
 
+namespace {
+// best_metric / val_miou: a finite number, or null, which is how nlohmann writes a NaN or an
+// infinity (read back as NaN: the value was not a number to compare with).
+double number_or_null(const json& j, const char* key, const std::string& where) {
+  if (j.contains(key) && j.at(key).is_null()) return std::numeric_limits<double>::quiet_NaN();
+  return get_required<double>(j, key, where);
+}
+}  // namespace
+
 CheckpointMeta CheckpointMeta::from_json(const json& j, const std::string& source) {
+  // Every field typed and range-checked: a hand-edited or corrupt meta.json ("epoch": "three",
+  // -1 steps, 2^40 epochs) fails naming the file and the key, not with a json exception.
   CheckpointMeta m;
-  try {
-    m.epoch = j.at("epoch").get<int64_t>();
-    m.step = j.at("step").get<int64_t>();
-    m.best_metric = j.at("best_metric").get<double>();
-    m.best_epoch = j.at("best_epoch").get<int64_t>();
-    m.has_best = j.at("has_best").get<bool>();
-    m.bad_validations = j.at("bad_validations").get<int64_t>();
-    m.rng_seed = j.at("rng_seed").get<uint64_t>();
-    m.rng_offset = j.at("rng_offset").get<uint64_t>();
-    m.config_hash = j.at("config_hash").get<std::string>();
-    m.val_miou = j.value("val_miou", -1.0);
-    m.extra = j.value("extra", json());
-  } catch (const json::exception& e) {
-    MOESEG_FAIL(source, ": invalid checkpoint metadata: ", e.what());
+  MOESEG_CHECK(j.is_object(), source, ": invalid checkpoint metadata: expected a JSON object, got ", json_text(j));
+  constexpr int64_t kMaxCount = std::numeric_limits<int32_t>::max();   // epochs: what train.epochs holds
+  m.epoch = get_required_int_in(j, "epoch", 0, kMaxCount, source);
+  m.step = get_required_int_in(j, "step", 0, std::numeric_limits<int64_t>::max(), source);
+  m.best_metric = number_or_null(j, "best_metric", source);
+  m.best_epoch = get_required_int_in(j, "best_epoch", -1, kMaxCount, source);
+  m.has_best = get_required<bool>(j, "has_best", source);
+  m.bad_validations = get_required_int_in(j, "bad_validations", 0, kMaxCount, source);
+  m.rng_seed = get_required<uint64_t>(j, "rng_seed", source);
+  m.rng_offset = get_required<uint64_t>(j, "rng_offset", source);
+  m.config_hash = get_required<std::string>(j, "config_hash", source);
+  m.val_miou = j.contains("val_miou") ? number_or_null(j, "val_miou", source) : -1.0;
+  if (j.contains("extra")) {
+    m.extra = j.at("extra");
+    MOESEG_CHECK(m.extra.is_object() || m.extra.is_null(), source, ": key 'extra' must be a JSON object, got ",
+                 json_text(m.extra));
   }
   return m;
 }
@@ -135,18 +151,35 @@ CheckpointMeta load_training_checkpoint(const std::string& dir, Module& model, O
                  " (mixed checkpoint)");
     return tf;
   };
-  {
-    TensorFile tf = load_file("model.safetensors");
-    try {
-      model.load_state_dict(tf.tensors, /*strict=*/true);
-    } catch (const Error& e) {
-      MOESEG_FAIL("checkpoint ", d, "/model.safetensors: ", e.what());
+  // Both files are read and checked before either is loaded, so a refused optimiser state leaves
+  // the model as it was too.
+  TensorFile weights = load_file("model.safetensors");
+  TensorFile opt_state;
+  if (optimizer) {
+    opt_state = load_file("optimizer.safetensors");
+    // Weights are refused when not finite by Module::load_state_dict; optimiser state (Adam's
+    // exp_avg / exp_avg_sq, SGD's momentum buffers, the hyper-parameters) is refused here, the
+    // same way: a NaN moment would turn every later step of that parameter into NaN.
+    std::vector<std::string> non_finite;
+    for (const auto& [name, t] : opt_state.tensors) {
+      const std::string s = non_finite_summary(t);
+      if (!s.empty()) non_finite.push_back(name + ": " + s);
+    }
+    if (!non_finite.empty()) {
+      std::string list;
+      for (auto& s : non_finite) list += "\n    " + s;
+      MOESEG_FAIL("checkpoint ", d, "/optimizer.safetensors: ", non_finite.size(),
+                  " optimizer state tensor(s) hold NaN or Inf values (corrupt or diverged), refused:", list);
     }
   }
+  try {
+    model.load_state_dict(weights.tensors, /*strict=*/true);
+  } catch (const Error& e) {
+    MOESEG_FAIL("checkpoint ", d, "/model.safetensors: ", e.what());
+  }
   if (optimizer) {
-    TensorFile tf = load_file("optimizer.safetensors");
     try {
-      optimizer->load_state_dict(tf.tensors);
+      optimizer->load_state_dict(opt_state.tensors);
     } catch (const Error& e) {
       MOESEG_FAIL("checkpoint ", d, "/optimizer.safetensors: ", e.what());
     }

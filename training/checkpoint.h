@@ -38,9 +38,12 @@ struct CheckpointMeta {
 // Writes dir/{model,optimizer}.safetensors and dir/meta.json (creating dir). optimizer may be null.
 void save_training_checkpoint(const std::string& dir, const Module& model, const Optimizer* optimizer,
                               const CheckpointMeta& meta);
-// Reads dir/meta.json (throws naming the file when missing or invalid).
+// Reads dir/meta.json (throws naming the file when missing or invalid, and the file and the key
+// when a field is missing, of the wrong JSON type or out of range).
 CheckpointMeta read_checkpoint_meta(const std::string& dir);
-// Loads weights (strict) and, when optimizer is given, its state; returns the meta.
+// Loads weights (strict) and, when optimizer is given, its state; returns the meta. NaN/Inf in
+// a weight or in an optimiser state tensor is refused naming the file and the tensor, before
+// anything is loaded.
 CheckpointMeta load_training_checkpoint(const std::string& dir, Module& model, Optimizer* optimizer);
 bool checkpoint_exists(const std::string& dir);   // dir/meta.json present
 

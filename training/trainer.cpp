@@ -11,6 +11,7 @@
 
 #include "core/autograd.h"
 #include "core/device_probe.h"
+#include "core/json_checks.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/value_checks.h"
@@ -104,7 +105,9 @@ TrainSummary train_model(const ExperimentConfig& c, SegmentationModel& model, co
                  meta.config_hash, ", this config ", hash, ")");
     default_generator().manual_seed(meta.rng_seed);
     default_generator().set_offset(meta.rng_offset);
-    best_loss = meta.extra.value("best_val_loss", INFINITY);
+    // null while no validation loss was finite yet (JSON has no infinity); extra may be absent.
+    if (meta.extra.is_object() && meta.extra.contains("best_val_loss") && !meta.extra.at("best_val_loss").is_null())
+      best_loss = json_as<double>(meta.extra.at("best_val_loss"), "extra.best_val_loss", last_dir + "/meta.json");
     log.open(run + "/train_log.jsonl", true);
     log.write({{"kind", "resume"}, {"epoch", meta.epoch}, {"step", meta.step}});
   } else {

@@ -27,10 +27,19 @@
 #include "data/a2d2.h"
 #include "data/camvid.h"
 #include "data/image_io.h"
+#include "data/synthetic_scenes.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/gpu_kernels.h"
+#include "kernels/reduce.h"
 #include "layers/linear_layer.h"
+#include "models/ensemble.h"
+#include "models/gates.h"
 #include "models/registry.h"
 #include "tests/support/temp_dir.h"
+#include "training/checkpoint.h"
 #include "training/experiment_config.h"
+#include "training/experiments/study.h"
+#include "training/optimizer.h"
 
 using namespace moeseg;
 using moeseg::testing::TempDir;
@@ -700,4 +709,276 @@ TEST_CASE("split files: hostile A2D2 and CamVid lines name the file and line") {
   msg = error_of([&] { data::CamVidDataset ds(c); });
   CHECK(has(msg, list + ":1"));
   CHECK(has(msg, "expected '<image> <label>'"));
+}
+
+// ============================== names of enum values ==============================
+
+TEST_CASE("enum names: an unknown gate, ensemble mode, tap, reduction or conv backend names the key and the known names") {
+  const json thin = {{"model", "frrn_a"}, {"width", 0.0625}};
+  json moe = {{"type", "moe"}, {"num_classes", 3}, {"experts", {thin, thin}}, {"input_size", {32, 48}}, {"gate", "softmax"}};
+  CHECK(has(error_of([&] { make_model_from_config(moe); }), "model config: key 'gate' is 'softmax' (known: simple, classwise)"));
+  TempDir tmp("badinput");
+  const std::string path = tmp.str("moe.json");
+  write_bytes(path, moe.dump());
+  std::string msg = error_of([&] { load_model_config(path); });
+  CHECK(has(msg, path + ": key 'gate' is 'softmax'"));
+  CHECK(has(msg, "(known: simple, classwise)"));
+  moe["gate"] = "soft\nmax";   // a control byte is escaped, not printed
+  CHECK(has(error_of([&] { make_model_from_config(moe); }), "key 'gate' is 'soft\\x0amax'"));
+  moe["gate"] = 3;
+  CHECK(has(error_of([&] { make_model_from_config(moe); }), "key 'gate' must be a string, got 3"));
+
+  // The tap: a per-model name, checked at construction against the experts' taps.
+  moe["gate"] = "classwise";
+  moe["tap"] = "frrnlayer9";
+  msg = error_of([&] { make_model_from_config(moe); });
+  CHECK(has(msg, "model config"));
+  CHECK(has(msg, "tap 'frrnlayer9' is not a feature map of expert 1"));
+  CHECK(has(msg, "frrnlayer1, frrnlayer2"));
+
+  const json ens = {{"type", "ensemble"}, {"num_classes", 3}, {"experts", {thin, thin}}, {"mode", "median"}};
+  CHECK(has(error_of([&] { make_model_from_config(ens); }), "model config: key 'mode' is 'median' (known: mean, max)"));
+
+  CHECK(has(error_of([&] { parse_reduction("average", "fixture.json: key 'reduction'"); }),
+            "fixture.json: key 'reduction' is 'average' (known: mean, sum, none)"));
+  CHECK(has(error_of([&] { parse_conv_backend("cudnn8", "environment variable MOESEG_CONV"); }),
+            "environment variable MOESEG_CONV is 'cudnn8' (known: ours, cudnn)"));
+  CHECK(has(error_of([&] { parse_gate_type("", "x: key 'gate'"); }), "x: key 'gate' is '' (known: simple, classwise)"));
+  CHECK(has(error_of([&] { parse_ensemble_mode("Mean", "x: key 'mode'"); }), "is 'Mean' (known: mean, max)"));   // exact spelling
+}
+
+TEST_CASE("enum names: every known name round-trips, so configs written back keep their spelling") {
+  for (const char* s : {"simple", "classwise"}) CHECK(to_string(parse_gate_type(s, "test")) == s);
+  for (const char* s : {"mean", "max"}) CHECK(to_string(parse_ensemble_mode(s, "test")) == s);
+  for (const char* s : {"mean", "sum", "none"}) CHECK(to_string(parse_reduction(s, "test")) == s);
+  for (const char* s : {"ours", "cudnn"}) CHECK(to_string(parse_conv_backend(s, "test")) == s);
+  for (GateType t : {GateType::Simple, GateType::Classwise}) CHECK(parse_gate_type(to_string(t), "test") == t);
+  for (EnsembleMode m : {EnsembleMode::Mean, EnsembleMode::Max}) CHECK(parse_ensemble_mode(to_string(m), "test") == m);
+  for (Reduction r : {Reduction::Mean, Reduction::Sum, Reduction::None}) CHECK(parse_reduction(to_string(r), "test") == r);
+  // The distinct values have distinct names.
+  CHECK(to_string(GateType::Simple) != to_string(GateType::Classwise));
+  CHECK(to_string(Reduction::Sum) != to_string(Reduction::Mean));
+  // set_conv2d_impl / conv2d_impl take and give the enum (MOESEG_CONV is parsed once, at the edge).
+  const ConvBackend before = conv2d_impl();
+  set_conv2d_impl(ConvBackend::Cudnn);
+  CHECK(conv2d_impl() == ConvBackend::Cudnn);
+  set_conv2d_impl(ConvBackend::Ours);
+  CHECK(conv2d_impl() == ConvBackend::Ours);
+  set_conv2d_impl(before);
+  // A value outside the enum (only reachable by a cast) is refused, not silently taken as one.
+  CHECK(has(error_of([&] { set_conv2d_impl(static_cast<ConvBackend>(7)); }), "enum value 7 has no name (known: ours, cudnn)"));
+  CHECK(conv2d_impl() == before);
+}
+
+// ============================== training checkpoints ==============================
+
+namespace {
+// A real checkpoint of a Linear layer and its optimiser after one step (so the state has buffers).
+void write_checkpoint(const std::string& dir, Linear& lin, Optimizer& opt) {
+  Tensor x = Tensor::ones({4, 3});
+  sum(lin.forward(x)).backward();
+  opt.step();
+  CheckpointMeta meta;
+  meta.epoch = 1;
+  meta.step = 1;
+  meta.config_hash = "abc";
+  save_training_checkpoint(dir, lin, &opt, meta);
+}
+}  // namespace
+
+TEST_CASE("checkpoints: a meta.json field of the wrong type or range fails at resume naming the file and the key") {
+  TempDir tmp("badinput");
+  const std::string dir = tmp.str("last");
+  Linear lin(3, 2);
+  Adam adam(lin.named_parameters(), AdamOptions{});
+  write_checkpoint(dir, lin, adam);
+  const std::string meta_path = dir + "/meta.json";
+  std::ifstream in(meta_path);
+  const json good = json::parse(in);
+  in.close();
+  struct Case {
+    const char* key;
+    json value;   // null: remove the key
+    const char* expect;
+  };
+  const std::vector<Case> cases = {
+      {"epoch", "three", "key 'epoch' must be an integer, got \"three\""},
+      {"epoch", {{"n", 3}}, "key 'epoch' must be an integer, got {\"n\":3}"},
+      {"epoch", 2.5, "key 'epoch' must be an integer, got 2.5"},
+      {"epoch", -1, "key 'epoch' is -1, outside [0, 2147483647]"},
+      {"epoch", int64_t{2147483648}, "key 'epoch' is 2147483648, outside [0, 2147483647]"},
+      {"step", -4, "key 'step' is -4, outside [0, "},
+      {"step", json::array({1}), "key 'step' must be an integer, got [1]"},
+      {"bad_validations", int64_t{1} << 40, "key 'bad_validations' is 1099511627776, outside [0, 2147483647]"},
+      {"best_epoch", -2, "key 'best_epoch' is -2, outside [-1, 2147483647]"},
+      {"best_metric", "high", "key 'best_metric' must be a finite number, got \"high\""},
+      {"has_best", 1, "key 'has_best' must be true or false, got 1"},
+      {"rng_offset", -5, "key 'rng_offset' must be a non-negative integer, got -5"},
+      {"rng_seed", "7", "key 'rng_seed' must be a non-negative integer, got \"7\""},
+      {"config_hash", 7, "key 'config_hash' must be a string, got 7"},
+      {"val_miou", {{"x", 1}}, "key 'val_miou' must be a finite number"},
+      {"extra", 3, "key 'extra' must be a JSON object, got 3"},
+      {"epoch", nullptr, "missing key 'epoch'"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.key);
+    CAPTURE(c.value.dump());
+    json j = good;
+    if (c.value.is_null()) j.erase(c.key);
+    else j[c.key] = c.value;
+    write_bytes(meta_path, j.dump(2));
+    Linear fresh(3, 2);
+    Adam opt(fresh.named_parameters(), AdamOptions{});
+    const std::string msg = error_of([&] { load_training_checkpoint(dir, fresh, &opt); });
+    CHECK(has(msg, meta_path));
+    CHECK(has(msg, c.expect));
+    CHECK(!has(msg, "json.exception"));
+  }
+  write_bytes(meta_path, "[1, 2]");
+  CHECK(has(error_of([&] { read_checkpoint_meta(dir); }), meta_path + ": invalid checkpoint metadata: expected a JSON object"));
+  // What the writer itself produces still loads: a NaN metric is written as null and read as NaN.
+  json j = good;
+  j["best_metric"] = nullptr;
+  j["val_miou"] = nullptr;
+  write_bytes(meta_path, j.dump(2));
+  const CheckpointMeta m = read_checkpoint_meta(dir);
+  CHECK(std::isnan(m.best_metric));
+  CHECK(std::isnan(m.val_miou));
+  CHECK(m.epoch == 1);
+  write_bytes(meta_path, good.dump(2));
+  Linear fresh(3, 2);
+  Adam opt(fresh.named_parameters(), AdamOptions{});
+  CHECK(load_training_checkpoint(dir, fresh, &opt).config_hash == "abc");
+  CHECK(fresh.weight.to_vector<float>() == lin.weight.to_vector<float>());
+}
+
+TEST_CASE("checkpoints: NaN or Inf in an optimizer state tensor is refused at resume naming the tensor") {
+  TempDir tmp("badinput");
+  struct Case {
+    const char* tensor;
+    size_t index;
+    float value;
+    const char* expect;
+  };
+  const std::vector<Case> adam_cases = {
+      {"state.weight.exp_avg_sq", 4, NAN, "state.weight.exp_avg_sq: 1 of 6 values are not finite (first: nan at flat index 4)"},
+      {"state.bias.exp_avg", 1, -INFINITY, "state.bias.exp_avg: 1 of 2 values are not finite (first: -inf at flat index 1)"},
+  };
+  const std::string dir = tmp.str("adam");
+  Linear lin(3, 2);
+  Adam adam(lin.named_parameters(), AdamOptions{});
+  write_checkpoint(dir, lin, adam);
+  const std::string opt_path = dir + "/optimizer.safetensors";
+  const TensorFile good = load_safetensors(opt_path);
+  for (const Case& c : adam_cases) {
+    CAPTURE(c.tensor);
+    TensorFile tf = good;
+    REQUIRE(tf.has(c.tensor));
+    Tensor t = tf.tensors.at(c.tensor).clone();
+    t.data<float>()[c.index] = c.value;
+    tf.tensors[c.tensor] = t;
+    save_safetensors(opt_path, tf.tensors, tf.metadata);   // same epoch tag: only the values differ
+    Linear fresh(3, 2);
+    const std::vector<float> before = fresh.weight.to_vector<float>();
+    Adam opt(fresh.named_parameters(), AdamOptions{});
+    const std::string msg = error_of([&] { load_training_checkpoint(dir, fresh, &opt); });
+    CHECK(has(msg, opt_path));
+    CHECK(has(msg, "NaN or Inf"));
+    CHECK(has(msg, c.expect));
+    CHECK(fresh.weight.to_vector<float>() == before);   // refused before the weights were loaded
+    CHECK(opt.state_dict().count("state.weight.step") == 0);   // and before the optimiser's state
+  }
+  // A non-finite hyper-parameter, and an SGD momentum buffer, the same way.
+  {
+    TensorFile tf = good;
+    tf.tensors["hparam.lr"] = Tensor::scalar(INFINITY, DType::Float64);
+    save_safetensors(opt_path, tf.tensors, tf.metadata);
+    Linear fresh(3, 2);
+    Adam opt(fresh.named_parameters(), AdamOptions{});
+    CHECK(has(error_of([&] { load_training_checkpoint(dir, fresh, &opt); }), "hparam.lr: 1 of 1 values are not finite"));
+  }
+  const std::string sgd_dir = tmp.str("sgd");
+  Linear lin2(3, 2);
+  SGDOptions so;
+  so.momentum = 0.9;
+  SGD sgd(lin2.named_parameters(), so);
+  write_checkpoint(sgd_dir, lin2, sgd);
+  TensorFile tf = load_safetensors(sgd_dir + "/optimizer.safetensors");
+  REQUIRE(tf.has("state.weight.momentum_buffer"));
+  Tensor t = tf.tensors.at("state.weight.momentum_buffer").clone();
+  t.data<float>()[0] = NAN;
+  tf.tensors["state.weight.momentum_buffer"] = t;
+  save_safetensors(sgd_dir + "/optimizer.safetensors", tf.tensors, tf.metadata);
+  Linear fresh(3, 2);
+  SGD opt(fresh.named_parameters(), so);
+  const std::string msg = error_of([&] { load_training_checkpoint(sgd_dir, fresh, &opt); });
+  CHECK(has(msg, sgd_dir + "/optimizer.safetensors"));
+  CHECK(has(msg, "state.weight.momentum_buffer: 1 of 6 values are not finite (first: nan at flat index 0)"));
+}
+
+// ============================== synthetic scenes ==============================
+
+TEST_CASE("synthetic scenes: a wrong-typed field in synthetic_scenes.json or a study's synthetic preset names the file and the key") {
+  TempDir tmp("badinput");
+  const std::string record = tmp.str("synthetic_scenes.json");
+  CHECK(data::synthetic_tree_version(tmp.str()) == 0);   // no tree
+  write_bytes(record, json{{"generator_version", 2}}.dump());
+  CHECK(data::synthetic_tree_version(tmp.str()) == 2);
+  write_bytes(record, "{\"generator_version\": 2,");   // cut short by a crash: regenerated
+  CHECK(data::synthetic_tree_version(tmp.str()) == 0);
+  write_bytes(record, json{{"seed", 1}}.dump());   // no version recorded (an older generator)
+  CHECK(data::synthetic_tree_version(tmp.str()) == 0);
+  struct Case {
+    json version;
+    const char* expect;
+  };
+  for (const Case& c : std::vector<Case>{{"two", "key 'generator_version' must be an integer, got \"two\""},
+                                         {uint64_t{4294967298ull}, "key 'generator_version' is 4294967298, outside"},
+                                         {-1, "key 'generator_version' is -1, outside [0, 2147483647]"},
+                                         {json::object(), "key 'generator_version' must be an integer, got {}"}}) {
+    CAPTURE(c.version.dump());
+    write_bytes(record, json{{"generator_version", c.version}}.dump());
+    const std::string msg = error_of([&] { data::synthetic_tree_version(tmp.str()); });
+    CHECK(has(msg, record));
+    CHECK(has(msg, c.expect));
+  }
+  write_bytes(record, "[2]");
+  CHECK(has(error_of([&] { data::synthetic_tree_version(tmp.str()); }), record + ": expected a JSON object"));
+
+  // The study config's synthetic preset (what `moeseg reproduce` generates the scenes from):
+  // refused before anything is generated or trained.
+  const json preset = {{"dataset", "synthetic"}, {"height", 48}, {"width", 64},
+                       {"synthetic", {{"train", 12}, {"val", 4}, {"test", 4}, {"seed", 1}}}};
+  struct StudyCase {
+    const char* section;   // "" = the preset itself
+    const char* key;
+    json value;
+    const char* expect;
+  };
+  const std::vector<StudyCase> cases = {
+      {"synthetic", "train", "three", "presets.tiny.synthetic: key 'train' must be an integer, got \"three\""},
+      {"synthetic", "val", int64_t{4294967297}, "presets.tiny.synthetic: key 'val' is 4294967297, outside [0, 16777216]"},
+      {"synthetic", "test", -3, "presets.tiny.synthetic: key 'test' is -3, outside [0, 16777216]"},
+      {"synthetic", "seed", {{"a", 1}}, "presets.tiny.synthetic: key 'seed' must be a non-negative integer"},
+      {"synthetic", "trian", 12, "presets.tiny.synthetic: unknown key 'trian'"},
+      {"", "height", 2.5, "presets.tiny: key 'height' must be an integer, got 2.5"},
+      {"", "synthetic", 5, "presets.tiny.synthetic: expected a JSON object, got 5"},
+  };
+  for (const StudyCase& c : cases) {
+    CAPTURE(c.key);
+    json p = preset;
+    if (*c.section) p[c.section][c.key] = c.value;
+    else p[c.key] = c.value;
+    const std::string study = tmp.str("study.json");
+    write_bytes(study, json{{"presets", {{"tiny", p}}}}.dump());
+    StudyOptions o;
+    o.study_config = study;
+    o.preset = "tiny";
+    o.out = tmp.str("out");
+    o.quiet = true;
+    const std::string msg = error_of([&] { run_study(o); });
+    CHECK(has(msg, study));
+    CHECK(has(msg, c.expect));
+    CHECK(!std::filesystem::exists(tmp.str("out/data/splits")));   // nothing generated
+  }
 }

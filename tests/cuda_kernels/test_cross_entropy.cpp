@@ -35,7 +35,9 @@ void run_case(const CeCase& k, uint64_t seed) {
   std::mt19937_64 gen(seed + 2);
   std::vector<int64_t> t(static_cast<size_t>(P));
   for (auto& v : t) v = std::uniform_real_distribution<double>(0, 1)(gen) < k.ignore_fraction ? ignore : int64_t(gen() % k.C);
-  const char* red = k.reduction == coc::CEReduction::None ? "none" : k.reduction == coc::CEReduction::Sum ? "sum" : "mean";
+  const Reduction red = k.reduction == coc::CEReduction::None  ? Reduction::None
+                        : k.reduction == coc::CEReduction::Sum ? Reduction::Sum
+                                                               : Reduction::Mean;
   const auto gout = random_vector(k.reduction == coc::CEReduction::None ? size_t(P) : 1, seed + 3, 0.5f, 1.5f);
 
   Tensor tx = Tensor::from_vector(x, {k.N, k.C, k.H, k.W}).set_requires_grad();

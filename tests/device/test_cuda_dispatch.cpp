@@ -192,8 +192,8 @@ TEST_CASE("cuda device: ops with CUDA kernels match the CPU, forward and backwar
   for (size_t i = 0; i < tv.size(); ++i) tv[i] = i % 6 == 5 ? 255 : static_cast<int64_t>(i * 7 % 5);
   Tensor target = Tensor::from_vector(tv, {2, 7, 3});
   Tensor cw = random_tensor({5}, 8, 0.5, 2.0);
-  for (const char* red : {"mean", "sum", "none"}) {
-    expect_same_on_cuda(std::string("cross_entropy ") + red, {logits, target, cw},
+  for (Reduction red : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
+    expect_same_on_cuda("cross_entropy " + to_string(red), {logits, target, cw},
                         [&](const std::vector<Tensor>& t) {
                           Tensor wv = t[2].detach();   // class weights are not differentiated
                           return cross_entropy(t[0], t[1], wv, 255, red);

@@ -57,7 +57,7 @@ std::vector<std::shared_ptr<SegmentationModel>> fixture_experts() {
 std::shared_ptr<MoE> fixture_moe(const TensorFile& f, bool bn_quirk = false) {
   auto p = nlohmann::json::parse(f.metadata.at("params"));
   MoEConfig m;
-  m.gate_type = p.at("gate").get<std::string>();
+  m.gate_type = parse_gate_type(p.at("gate").get<std::string>(), "fixture params: key 'gate'");
   m.with_conv = p.at("with_conv").get<bool>();
   m.input_h = p.at("input")[0].get<int64_t>();
   m.input_w = p.at("input")[1].get<int64_t>();
@@ -122,7 +122,8 @@ TEST_CASE("moe: ensembles (mean, max) = PyTorch") {
   for (const char* mode : {"mean", "max"}) {
     CAPTURE(mode);
     TensorFile f = load_safetensors(fixture_path(std::string("moe_ensemble_") + mode + ".safetensors"));
-    Ensemble ens(fixture_experts(), mode);
+    Ensemble ens(fixture_experts(), parse_ensemble_mode(mode, "test"));
+    CHECK(to_string(ens.mode()) == mode);
     ens.train();   // experts stay in eval mode
     NoGradGuard ng;
     ModelOutput o = ens.forward_detailed(experts_fixture().get("x"));
@@ -150,7 +151,7 @@ TEST_CASE("moe: parameter counts equal PyTorch's (FRRN gates at 480x640)") {
   GateConfig g;   // FRRN-A taps of two experts at 480x640: 768 x 30 x 40
   CHECK(make_gate(g)->num_parameters() == 160899);
   CHECK(make_gate(g)->num_parameters() == counts.at("gate_simple_frrn_480x640_e2").get<int64_t>());
-  g.type = "classwise";
+  g.type = GateType::Classwise;
   CHECK(make_gate(g)->num_parameters() == counts.at("gate_classwise_frrn_480x640_e2_c38").get<int64_t>());
   CHECK(make_gate(g)->num_parameters() == 38 * 160899);
   GateConfig p;
@@ -230,4 +231,26 @@ TEST_CASE("moe: checkpoint errors list missing and unexpected tensors") {
     CHECK(msg.find("gating.fc3.weight") != std::string::npos);
   }
   std::remove(path.c_str());
+}
+
+TEST_CASE("moe: the tap is checked at construction against every expert's taps") {
+  // Taps are per-model names (FRRN frrnlayer1..N, DeepLabv3+ aspp / layer4 / low_level), kept as
+  // strings and checked once, here: the message names the tap, the expert and its taps.
+  MoEConfig m;
+  m.input_h = 32;
+  m.input_w = 48;
+  m.tap = "frrnlayer9";
+  std::string msg = expect_error([&] { MoE moe(fixture_experts(), m); }, {"tap 'frrnlayer9'", "expert 1", "frrnlayer4"});
+  m.tap = "aspp";   // a DeepLabv3+ tap on FRRN experts
+  msg = expect_error([&] { MoE moe(fixture_experts(), m); }, {"tap 'aspp'", "expert 1"});
+  CHECK(contains(msg, "frrnlayer1"));
+  // Every tap an FRRN-A names is accepted (and sizes the gate from its channels).
+  const auto names = fixture_experts()[0]->tap_names();
+  REQUIRE(names.size() >= 4);
+  for (const std::string& tap : names) {
+    CAPTURE(tap);
+    m.tap = tap;
+    MoE ok(fixture_experts(), m);
+    CHECK(ok.member_taps() == std::vector<std::string>{tap});
+  }
 }

@@ -10,6 +10,7 @@
 
 #include "core/autograd.h"
 #include "core/safetensors.h"
+#include "models/ensemble.h"
 #include "models/frrn.h"
 #include "models/moe.h"
 #include "models/registry.h"
@@ -62,6 +63,37 @@ TEST_CASE("registry: unknown config keys are errors naming the key") {
   CHECK_THROWS_WITH_AS(make_model_from_config(e), doctest::Contains("unknown key 'chekpoint'"), Error);
   json t = {{"type", "mixture"}, {"num_classes", 5}};
   CHECK_THROWS_WITH_AS(make_model_from_config(t), doctest::Contains("unknown type 'mixture'"), Error);
+}
+
+TEST_CASE("registry: gate, tap and mode are parsed once from the config and keep their spelling") {
+  const json thin = {{"model", "frrn_a"}, {"width", 0.0625}};
+  for (const char* gate : {"simple", "classwise"}) {
+    CAPTURE(gate);
+    json cfg = {{"type", "moe"}, {"num_classes", 3}, {"experts", {thin, thin}}, {"input_size", {32, 48}},
+                {"gate", gate}, {"tap", "frrnlayer3"}};
+    auto m = make_model_from_config(cfg);
+    auto* moe = dynamic_cast<MoE*>(m.get());
+    REQUIRE(moe != nullptr);
+    CHECK(to_string(moe->config().gate_type) == gate);
+    CHECK(moe->config().gate_type == (std::string(gate) == "simple" ? GateType::Simple : GateType::Classwise));
+    CHECK(moe->gating()->groups() == (std::string(gate) == "simple" ? 1 : 3));
+    CHECK(moe->member_taps() == std::vector<std::string>{"frrnlayer3"});
+  }
+  // Absent keys: the defaults, spelled as configs spell them.
+  json dflt = {{"type", "moe"}, {"num_classes", 3}, {"experts", {thin}}, {"input_size", {32, 48}}};
+  auto dm = make_model_from_config(dflt);
+  auto* moe = dynamic_cast<MoE*>(dm.get());
+  REQUIRE(moe != nullptr);
+  CHECK(to_string(moe->config().gate_type) == "simple");
+  CHECK(moe->config().tap == "frrnlayer4");
+  for (const char* mode : {"mean", "max"}) {
+    CAPTURE(mode);
+    json ens = {{"type", "ensemble"}, {"num_classes", 3}, {"experts", {thin, thin}}, {"mode", mode}};
+    auto e = make_model_from_config(ens);
+    auto* en = dynamic_cast<Ensemble*>(e.get());
+    REQUIRE(en != nullptr);
+    CHECK(to_string(en->mode()) == mode);
+  }
 }
 
 TEST_CASE("registry: an MoE config with expert checkpoints reproduces the PyTorch fixture") {

@@ -47,8 +47,8 @@ Tensor weights(int64_t C, uint64_t seed) {
 TEST_CASE("cross_entropy: gradients for [N, C] logits (batch 1, 37 classes, weights)") {
   Tensor x = testing::rand_input({1, 37}, -3, 3, 1);
   Tensor t = Tensor::from_vector<int64_t>({29}, {1});
-  for (const char* red : {"mean", "sum", "none"}) {
-    CAPTURE(red);
+  for (Reduction red : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
+    CAPTURE(to_string(red));
     CHECK(testing::check_gradients(
         "cross_entropy", [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], t, Tensor(), -100, red); },
         {x}));
@@ -56,8 +56,8 @@ TEST_CASE("cross_entropy: gradients for [N, C] logits (batch 1, 37 classes, weig
   Tensor x2 = testing::rand_input({5, 7}, -3, 3, 2);
   Tensor t2 = make_targets({5}, 7, -100, 3, 4);
   Tensor w = weights(7, 3);
-  for (const char* red : {"mean", "sum", "none"}) {
-    CAPTURE(red);
+  for (Reduction red : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
+    CAPTURE(to_string(red));
     CHECK(testing::check_gradients(
         "cross_entropy", [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], t2, w, -100, red); }, {x2}));
   }
@@ -67,9 +67,9 @@ TEST_CASE("cross_entropy: gradients for [N, C, H, W] with ignore pixels and clas
   Tensor x = testing::rand_input({2, 4, 3, 5}, -3, 3, 5);
   Tensor t = make_targets({2, 3, 5}, 4, 255, 4, 6);
   Tensor w = weights(4, 7);
-  for (const char* red : {"mean", "sum", "none"}) {
+  for (Reduction red : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
     for (bool weighted : {false, true}) {
-      CAPTURE(red);
+      CAPTURE(to_string(red));
       CAPTURE(weighted);
       CHECK(testing::check_gradients("cross_entropy",
                                      [&](const std::vector<Tensor>& in) {
@@ -92,10 +92,11 @@ TEST_CASE("cross_entropy: PyTorch fixtures") {
                            "cross_entropy_all_ignored"}) {
     CAPTURE(name);
     testing::run_fixture("cross_entropy", name, [](std::map<std::string, Tensor>& in, const testing::Fixture& f) {
-      const std::string red = f.params["reduction"].get<std::string>();
+      // The fixture's JSON params are an edge: the name is parsed there.
+      const Reduction red = parse_reduction(f.params["reduction"].get<std::string>(), "fixture: key 'reduction'");
       Tensor w = in.count("weight") ? in["weight"] : Tensor();
       Tensor loss = cross_entropy(in["logits"], in["target"], w, f.params["ignore_index"].get<int64_t>(), red);
-      return red == "none" ? loss : loss.reshape({1});   // the fixture stores scalars as [1]
+      return red == Reduction::None ? loss : loss.reshape({1});   // the fixture stores scalars as [1]
     });
   }
 }
@@ -105,14 +106,14 @@ TEST_CASE("cross_entropy: values by hand, torch's nan for an all-ignored mean") 
   Tensor x = Tensor::zeros({2, 5, 3, 3}, DType::Float64);
   Tensor t = make_targets({2, 3, 3}, 5, -100, 0, 1);
   CHECK(cross_entropy(x, t).item() == doctest::Approx(std::log(5.0)).epsilon(1e-12));
-  CHECK(cross_entropy(x, t, Tensor(), -100, "sum").item() == doctest::Approx(18 * std::log(5.0)).epsilon(1e-12));
+  CHECK(cross_entropy(x, t, Tensor(), -100, Reduction::Sum).item() == doctest::Approx(18 * std::log(5.0)).epsilon(1e-12));
   // Weighted mean: sum(w_t * l) / sum(w_t) over non-ignored targets only.
   Tensor l2 = Tensor::from_vector<double>({2.0, 0.0, 0.0, 3.0, 0.0, 1.0}, {2, 3});
   Tensor t2 = Tensor::from_vector<int64_t>({0, 2}, {2});
   Tensor w2 = Tensor::from_vector<double>({1.0, 5.0, 3.0}, {3});
   const double l_a = std::log(std::exp(2.0) + 2.0) - 2.0, l_b = std::log(std::exp(3.0) + 1.0 + std::exp(1.0)) - 1.0;
   CHECK(cross_entropy(l2, t2, w2).item() == doctest::Approx((1.0 * l_a + 3.0 * l_b) / 4.0).epsilon(1e-12));
-  Tensor none = cross_entropy(l2, Tensor::from_vector<int64_t>({-100, 2}, {2}), w2, -100, "none");
+  Tensor none = cross_entropy(l2, Tensor::from_vector<int64_t>({-100, 2}, {2}), w2, -100, Reduction::None);
   CHECK(none.at({0}) == 0.0);
   CHECK(none.at({1}) == doctest::Approx(3.0 * l_b).epsilon(1e-12));
   // All ignored: mean is 0/0 = nan (as torch), sum is 0, and the gradient is zero.
@@ -120,7 +121,7 @@ TEST_CASE("cross_entropy: values by hand, torch's nan for an all-ignored mean") 
   Tensor ti = Tensor::from_vector<int64_t>({7, 7}, {2});
   Tensor mean_loss = cross_entropy(xi, ti, Tensor(), 7);
   CHECK(std::isnan(mean_loss.item()));
-  CHECK(cross_entropy(xi, ti, Tensor(), 7, "sum").item() == 0.0);
+  CHECK(cross_entropy(xi, ti, Tensor(), 7, Reduction::Sum).item() == 0.0);
   Tensor g = autograd::grad(mean_loss, {xi})[0];
   for (double v : g.to_vector<double>()) CHECK(v == 0.0);
   // An ignore_index inside [0, C) ignores that class.
@@ -164,7 +165,11 @@ TEST_CASE("cross_entropy: bad input names the op, the value and the position") {
   CHECK(contains(expect_error([&] { cross_entropy(x, Tensor::zeros({2, 3, 5}, DType::Int64)); }), "cross_entropy"));
   CHECK(contains(expect_error([&] { cross_entropy(x, Tensor::zeros({2, 3, 4})); }), "int64"));
   CHECK(contains(expect_error([&] { cross_entropy(x, ok, Tensor::ones({4})); }), "cross_entropy"));
-  CHECK(contains(expect_error([&] { cross_entropy(x, ok, Tensor(), -100, "average"); }), "reduction"));
+  // The reduction is an enum; a name from outside is parsed where it enters, and an unknown one
+  // names the key, the value and the known names.
+  expect_error([&] { parse_reduction("average", "fixture.json: key 'reduction'"); },
+               {"fixture.json: key 'reduction' is 'average'", "(known: mean, sum, none)"});
+  for (const char* name : {"mean", "sum", "none"}) CHECK(to_string(parse_reduction(name, "test")) == name);
   CHECK(contains(expect_error([&] { cross_entropy(Tensor::zeros({5}), Tensor::zeros({}, DType::Int64)); }),
                  "cross_entropy"));
 }

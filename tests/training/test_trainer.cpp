@@ -227,6 +227,27 @@ TEST_CASE("trainer: 2 epochs == 1 epoch + resume + 1 epoch, bit for bit") {
   CHECK(error_of([&] { train_experiment(cfg(other), resume); }).find("another config") != std::string::npos);
 }
 
+TEST_CASE("trainer: resume after an epoch that did not validate (no best validation loss yet)") {
+  Tmp t("resume_noval");
+  json j = tiny_config(t.str("r"));
+  j["train"]["val_every"] = 2;
+  TrainOptions stop;
+  stop.quiet = true;
+  stop.stop_after_epochs = 1;
+  train_experiment(cfg(j), stop);
+  // No validation yet: the best validation loss is infinite, which meta.json holds as null.
+  std::ifstream f(t.str("r/last/meta.json"));
+  const json meta = json::parse(f);
+  REQUIRE(meta.at("extra").contains("best_val_loss"));
+  CHECK(meta.at("extra").at("best_val_loss").is_null());
+  TrainOptions resume;
+  resume.quiet = true;
+  resume.resume = true;
+  auto s = train_experiment(cfg(j), resume);   // read back as "none yet", not a json type_error
+  CHECK(s.epochs_done == 2);
+  CHECK(s.best_epoch == 2);
+}
+
 TEST_CASE("checkpoint: a failed save leaves the previous checkpoint whole and cleans up") {
   Tmp t("atomic");
   auto model = make_model_from_config(expert_model(1));

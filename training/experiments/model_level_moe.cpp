@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/json_checks.h"
 #include "core/safetensors.h"
 #include "data/synthetic_scenes.h"
 #include "models/registry.h"
@@ -47,11 +48,11 @@ const json& preset_of(const json& study, const std::string& name) {
   return study["presets"][name];
 }
 
+// A preset's number, typed and range-checked (2.5 epochs or 2^32 + 1 images are refused, not
+// truncated or wrapped).
 template <typename T>
 T number(const json& preset, const char* key) {
-  MOESEG_CHECK(preset.contains(key) && preset[key].is_number(), "reproduce: preset value '", key,
-               "' is missing or not a number");
-  return preset[key].get<T>();
+  return get_required<T>(preset, key, "reproduce: preset");
 }
 
 std::string capitalised(std::string s) {
@@ -69,22 +70,33 @@ std::string find_camvid_root() {
   MOESEG_FAIL("reproduce: CamVid not found (looked for ../shared/data/camvid/train.txt); pass --data ROOT");
 }
 
-std::string prepare_synthetic_data(const json& P, const std::string& root, json& timings) {
+// The generator's options from a synthetic preset ("height", "width" and its "synthetic" section),
+// typed and range-checked; `where` names the study config and the preset.
+data::SynthOptions synthetic_options(const json& P, const std::string& root, const std::string& where) {
+  MOESEG_CHECK(P.contains("synthetic"), where, ": missing key 'synthetic' (the generator's image counts)");
+  const json& s = P.at("synthetic");
+  const std::string ws = where + ".synthetic";
+  check_keys(s, {"train", "val", "test", "seed", "comment"}, ws);
+  constexpr int64_t kMaxImages = 1 << 24;   // per domain and split: far above any run, far below int
+  data::SynthOptions so;
+  so.out = root;
+  so.seed = get_or<uint64_t>(s, "seed", 1, ws);
+  so.height = static_cast<int>(get_required_int_in(P, "height", 16, 65535, where));
+  so.width = static_cast<int>(get_required_int_in(P, "width", 16, 65535, where));
+  so.train = static_cast<int>(get_required_int_in(s, "train", 0, kMaxImages, ws));
+  so.val = static_cast<int>(get_required_int_in(s, "val", 0, kMaxImages, ws));
+  so.test = static_cast<int>(get_required_int_in(s, "test", 0, kMaxImages, ws));
+  return so;
+}
+
+std::string prepare_synthetic_data(const json& P, const std::string& root, const std::string& where, json& timings) {
+  const data::SynthOptions so = synthetic_options(P, root, where);   // checked even when the data exists
   const fs::path marker = fs::path(root) / "splits" / "highway_train_gt.txt";
   const bool stale = fs::exists(marker) && data::synthetic_tree_version(root) != data::kSynthGeneratorVersion;
   if (stale)
     std::printf("[reproduce] %s was made by an older synthetic generator (version %d, now %d): regenerating\n",
                 root.c_str(), data::synthetic_tree_version(root), data::kSynthGeneratorVersion);
   if (!fs::exists(marker) || stale) {
-    const json& s = P.at("synthetic");
-    data::SynthOptions so;
-    so.out = root;
-    so.seed = s.value("seed", 1);
-    so.height = number<int>(P, "height");
-    so.width = number<int>(P, "width");
-    so.train = s.at("train").get<int>();
-    so.val = s.at("val").get<int>();
-    so.test = s.at("test").get<int>();
     const auto t = std::chrono::steady_clock::now();
     data::SynthReport r = data::generate_synthetic_a2d2(so);
     timings["data"] = seconds_since(t);
@@ -211,7 +223,9 @@ int run_model_level_moe(const StudyOptions& opt) {
   const bool camvid = opt.dataset == "camvid";
   std::string data_root = opt.data_root;
   if (camvid) data_root = fs::weakly_canonical(data_root.empty() ? find_camvid_root() : data_root).string();
-  else data_root = prepare_synthetic_data(P, data_root.empty() ? out + "/data" : data_root, timings);
+  else
+    data_root = prepare_synthetic_data(P, data_root.empty() ? out + "/data" : data_root,
+                                       opt.study_config + ": presets." + preset, timings);
 
   TrainOptions topt;
   topt.quiet = opt.quiet;
