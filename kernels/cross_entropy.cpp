@@ -213,11 +213,6 @@ Reduction parse_reduction(const std::string& name, const std::string& where) {
 std::string to_string(Reduction r) { return name_of(kReductionNames, r); }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights, int64_t ignore_index,
-                     const std::string& reduction) {
-  return cross_entropy(logits, target, class_weights, ignore_index, parse_reduction(reduction, "cross_entropy: reduction"));
-}
-
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights, int64_t ignore_index,
                      Reduction reduction) {
   const char* op = "cross_entropy";
   check_defined(logits, op, "logits");

@@ -21,10 +21,4 @@ std::string to_string(Reduction r);
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights = Tensor(),
                      int64_t ignore_index = -100, Reduction reduction = Reduction::Mean);
 
-// Transitional: the reduction by name, for bench/kernel_lab/lab_problems.cpp, the one caller
-// still passing "none" / "sum" / "mean"; remove once it passes Reduction.
-[[deprecated("pass moeseg::Reduction (parse_reduction at the edge where the name arrives)")]]
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& class_weights, int64_t ignore_index,
-                     const std::string& reduction);
-
 }  // namespace moeseg

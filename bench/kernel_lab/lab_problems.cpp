@@ -168,9 +168,9 @@ CeData make_ce_data(const CeProblem& p, uint64_t seed) {
   const Tensor x = Tensor::from_vector(d.logits, {p.N, p.C, p.H, p.W});
   const Tensor t = Tensor::from_vector(d.target, {p.N, p.H, p.W});
   const Tensor w = Tensor::from_vector(d.class_weights, {p.C});
-  d.loss_ref = cross_entropy(x, t, w, kCeIgnoreIndex, "none").to_vector<float>();
-  d.sum_ref = static_cast<float>(cross_entropy(x, t, w, kCeIgnoreIndex, "sum").item());
-  d.mean_ref = static_cast<float>(cross_entropy(x, t, w, kCeIgnoreIndex, "mean").item());
+  d.loss_ref = cross_entropy(x, t, w, kCeIgnoreIndex, Reduction::None).to_vector<float>();
+  d.sum_ref = static_cast<float>(cross_entropy(x, t, w, kCeIgnoreIndex, Reduction::Sum).item());
+  d.mean_ref = static_cast<float>(cross_entropy(x, t, w, kCeIgnoreIndex, Reduction::Mean).item());
   double wsum = 0;
   d.lse_ref.resize(size_t(P));
   for (int64_t i = 0; i < P; ++i) {
