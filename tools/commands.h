@@ -4,4 +4,5 @@
 namespace moeseg::cli {
 int run_bench(int argc, char** argv);
 int run_ops(int argc, char** argv);
+int run_attack(int argc, char** argv);   // tools/cmd_attack.cpp
 }  // namespace moeseg::cli

@@ -37,6 +37,8 @@ const std::vector<Command>& commands() {
        moeseg::cli::run_model},
       {"infer", "run a model on an input tensor: `moeseg infer --model NAME --classes N --weights W --input X --out Y`",
        moeseg::cli::run_infer},
+      {"attack", "adversarial attack on an input tensor: `moeseg attack --model NAME --classes N --weights W --input X --labels Y --attack fgsm|pgd --eps E --out OUT`",
+       moeseg::cli::run_attack},
       {"kernels", "list every __global__ CUDA kernel with the test that runs it through CUDA-on-CPU",
        moeseg::cli::run_kernels},
       {"data", "dataset tools: `moeseg data synth --out DIR ...` writes the synthetic driving scenes",
