@@ -33,7 +33,7 @@ const std::vector<Command>& commands() {
       {"predict", "a trained model's predictions as PNGs (labels, overlay, gate, disagreement): `moeseg predict CONFIG [IMAGE...] --out DIR`",
        moeseg::cli::run_predict},
       {"ops", "list every op of the op table", moeseg::cli::run_ops},
-      {"model", "model tools: `moeseg model summary --model NAME --classes N [--height H --width W]`",
+      {"model", "model tools: `moeseg model summary|trace --model NAME --classes N` (layers and shapes; one traced MoE pass)",
        moeseg::cli::run_model},
       {"infer", "run a model on an input tensor: `moeseg infer --model NAME --classes N --weights W --input X --out Y`",
        moeseg::cli::run_infer},
