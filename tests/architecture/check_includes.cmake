@@ -3,31 +3,17 @@
 #   cmake -DSOURCE_DIR=<repo> -P tests/architecture/check_includes.cmake
 # and, on tests/architecture/planted/ (core/ including kernels/), as
 # architecture/planted_upward_include_is_caught, which must fail.
-# Every #include "folder/..." in a layer's sources must name a layer that layer may use:
-#   core                  -> core
-#   kernels (+ cuda, cuda_on_cpu) -> core, kernels
-#   layers                -> core, kernels, layers
-#   data                  -> core, kernels, data
-#   models                -> core, kernels, layers, models
-#   training (+ experiments) -> core, kernels, layers, models, data, training
-#   bench                 -> everything but tools
-#   tools                 -> everything
+# Every #include "folder/..." in a layer's sources must name a layer that layer may use, by the
+# rules of cmake/layer_rules.cmake (the same rules the layer libraries are built with).
 # Known exceptions are listed below with their reason; an include outside the rules that is not
 # listed fails the check, naming the file, the line and the layer it reaches.
-set(allowed_core core)
-set(allowed_kernels core kernels)
-set(allowed_layers core kernels layers)
-set(allowed_data core kernels data)
-set(allowed_models core kernels layers models)
-set(allowed_training core kernels layers models data training)
-set(allowed_bench core kernels layers models data training bench)
-set(allowed_tools core kernels layers models data training bench tools)
+include(${CMAKE_CURRENT_LIST_DIR}/../../cmake/layer_rules.cmake)
 # file:included-header pairs that break the rules today, each with the issue that removes it.
 set(known_exceptions)
 
 set(violations "")
 set(checked 0)
-foreach(layer core kernels layers data models training bench tools)
+foreach(layer ${MOESEG_LAYERS})
   file(GLOB_RECURSE files "${SOURCE_DIR}/${layer}/*.h" "${SOURCE_DIR}/${layer}/*.cpp" "${SOURCE_DIR}/${layer}/*.cu"
        "${SOURCE_DIR}/${layer}/*.cuh")
   foreach(f ${files})
@@ -40,12 +26,12 @@ foreach(layer core kernels layers data models training bench tools)
       string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]+\"([^\"]+)\".*" "\\1" header "${line}")
       string(REGEX REPLACE "/.*" "" target "${header}")
       math(EXPR checked "${checked} + 1")
-      list(FIND allowed_${layer} "${target}" ok)
+      list(FIND MOESEG_LAYER_USES_${layer} "${target}" ok)
       if(ok EQUAL -1 AND NOT target STREQUAL "stb" AND NOT target STREQUAL "nlohmann" AND NOT target STREQUAL "doctest"
 )
         list(FIND known_exceptions "${rel}:${header}" known)
         if(known EQUAL -1)
-          list(APPEND violations "${rel}: #include \"${header}\" (${layer} may include only: ${allowed_${layer}})")
+          list(APPEND violations "${rel}: #include \"${header}\" (${layer} may include only: ${MOESEG_LAYER_USES_${layer}})")
         endif()
       endif()
     endforeach()

@@ -11,18 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/read_text.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 
-namespace {
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-}  // namespace
+using moeseg::testing::read_text;
 
 TEST_CASE("kernels: the build-time listing needs no source tree and covers every kernel") {
   moeseg::testing::TempDir dir("kernels_cwd");
@@ -30,7 +24,7 @@ TEST_CASE("kernels: the build-time listing needs no source tree and covers every
   // From an empty folder: nothing to scan there.
   const std::string cmd = "cd '" + dir.str() + "' && " + std::string(MOESEG_CLI_PATH) + " kernels > '" + out.string() + "' 2>&1";
   const int rc = std::system(cmd.c_str());
-  const std::string text = read_file(out);
+  const std::string text = read_text(out);
   INFO(text);
   REQUIRE(rc == 0);
   CHECK(text.find("uncovered: 0\n") != std::string::npos);
@@ -48,7 +42,7 @@ TEST_CASE("kernels: the build-time listing needs no source tree and covers every
     INFO(line);
     CHECK(file.rfind("kernels/", 0) == 0);
     REQUIRE(fs::exists(root / file));
-    CHECK(read_file(root / file).find(name) != std::string::npos);
+    CHECK(read_text(root / file).find(name) != std::string::npos);
     CHECK(test != "-");
     gate_combine = gate_combine || name.find("gate_softmax_combine") != std::string::npos;
     ++rows;

@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/read_text.h"
 #include "tests/support/temp_dir.h"
 
 extern char** environ;
@@ -33,12 +34,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using moeseg::testing::read_text;
 
 // Runs the CLI and returns its exit status; output to `log`.
 int run_cli(const std::string& args, const std::string& log, const std::string& env = "") {
@@ -103,7 +99,7 @@ struct Fixture {
     config = dir.str() + "/config.json";
     std::ofstream(config) << c.dump(2);
   }
-  std::string weights(const std::string& run) const { return slurp(fs::path(run) / "last" / "model.safetensors"); }
+  std::string weights(const std::string& run) const { return read_text(fs::path(run) / "last" / "model.safetensors"); }
 };
 
 }  // namespace
@@ -143,11 +139,11 @@ TEST_CASE("kill -9 during training and during checkpoint writes, then --resume: 
     const pid_t pid = spawn_cli({"train", f.config, "--out", run.string(), "--quiet"},
                                 std::string("MOESEG_CHECKPOINT_PAUSE_MS=") + k.pause, (run.string() + ".log"));
     const bool hit = wait_for([&] { return k.ready(run); });
-    CHECK_MESSAGE(hit, "the kill point was not reached; log: ", slurp(run.string() + ".log"));
+    CHECK_MESSAGE(hit, "the kill point was not reached; log: ", read_text(run.string() + ".log"));
     kill_and_reap(pid);
     // The killed run is not finished: the next plain train refuses it, --resume completes it.
     CHECK(run_cli("train " + f.config + " --out " + run.string() + " --quiet", run.string() + ".again.log") == 2);
-    CHECK(slurp(run.string() + ".again.log").find("already holds a run") != std::string::npos);
+    CHECK(read_text(run.string() + ".again.log").find("already holds a run") != std::string::npos);
     REQUIRE(run_cli("train " + f.config + " --out " + run.string() + " --resume --quiet", run.string() + ".resume.log") == 0);
     CHECK_MESSAGE(f.weights(run.string()) == want, "resumed weights differ from the uninterrupted run's");
   }
@@ -159,7 +155,7 @@ TEST_CASE("train into a folder that holds a run: refused, --overwrite starts aga
   REQUIRE(run_cli("train " + f.config + " --out " + run + " --quiet", f.dir.str() + "/1.log") == 0);
   const std::string first = f.weights(run);
   CHECK(run_cli("train " + f.config + " --out " + run + " --quiet", f.dir.str() + "/2.log") == 2);
-  const std::string msg = slurp(f.dir.str() + "/2.log");
+  const std::string msg = read_text(f.dir.str() + "/2.log");
   CHECK(msg.find("already holds a run") != std::string::npos);
   CHECK(msg.find(run) != std::string::npos);
   CHECK(msg.find("--resume") != std::string::npos);

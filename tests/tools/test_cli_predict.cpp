@@ -32,6 +32,7 @@
 #include "models/registry.h"
 #include "training/experiment_config.h"
 #include "training/trainer.h"
+#include "tests/support/read_text.h"
 #include "tests/support/temp_dir.h"
 
 using namespace moeseg;
@@ -42,12 +43,7 @@ namespace {
 
 using Tmp = moeseg::testing::TempDir;   // tests/support/temp_dir.h
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using moeseg::testing::read_text;
 
 // Runs `moeseg predict ARGS`; stdout and stderr land in <dir>/out.txt and <dir>/err.txt.
 int predict(const Tmp& t, const std::string& args) {
@@ -260,7 +256,7 @@ TEST_CASE("moeseg predict: simple-gate MoE on dataset images writes prediction, 
     CHECK(std::abs(orange - 256.0 * w1) <= 1.0);
     CHECK(orange + blue == 256);
     // The printed line: the gate weights and the category percentages of this image.
-    const std::string line = printed_line(slurp(out.str("out.txt")), i);
+    const std::string line = printed_line(read_text(out.str("out.txt")), i);
     CAPTURE(line);
     const size_t at = line.find("  gate ");
     REQUIRE(at != std::string::npos);
@@ -308,7 +304,7 @@ TEST_CASE("moeseg predict: class-wise MoE on an image file: one gate row per cla
   CHECK(image.pixels == data::tensor_to_image(data::resize_sample(in, 32, 32).image).pixels);
   CHECK(overlay.pixels == overlay_by_definition(image, pred, 1));
   CHECK(overlay.pixels != overlay_by_definition(image, pred, 2));
-  CHECK(slurp(out.str("out.txt")).find("no ground truth") != std::string::npos);
+  CHECK(read_text(out.str("out.txt")).find("no ground truth") != std::string::npos);
 }
 
 TEST_CASE("moeseg predict: a single model writes no gate or disagreement picture") {
@@ -326,15 +322,15 @@ TEST_CASE("moeseg predict: a missing image or checkpoint is one clear error line
   Tmp out("errors");
   const std::string missing_image = out.str("nope.png"), missing_ckpt = out.str("nope.safetensors");
   CHECK(predict(out, s.config + " " + missing_image + " --out " + out.str("png")) != 0);
-  std::string err = slurp(out.str("err.txt"));
+  std::string err = read_text(out.str("err.txt"));
   CHECK(err.find("image file '" + missing_image + "' does not exist") != std::string::npos);
   CHECK(std::count(err.begin(), err.end(), '\n') == 1);
   CHECK(predict(out, s.config + " --checkpoint " + missing_ckpt + " --out " + out.str("png")) != 0);
-  err = slurp(out.str("err.txt"));
+  err = read_text(out.str("err.txt"));
   CHECK(err.find("checkpoint '" + missing_ckpt + "' does not exist") != std::string::npos);
   CHECK(predict(out, s.config + " --max 1") != 0);
-  CHECK(slurp(out.str("err.txt")).find("--out") != std::string::npos);
+  CHECK(read_text(out.str("err.txt")).find("--out") != std::string::npos);
   CHECK(!fs::exists(out.str("png")));
   CHECK(predict(out, "--help") == 0);
-  CHECK(slurp(out.str("out.txt")).find("_disagreement.png") != std::string::npos);
+  CHECK(read_text(out.str("out.txt")).find("_disagreement.png") != std::string::npos);
 }
