@@ -299,7 +299,7 @@ TEST_CASE("corruptions: fog, snow and spatter change the image the way they shou
   }
 }
 
-TEST_CASE("corruptions: same seed gives the same output, with any thread count; another seed differs") {
+TEST_CASE("corruptions: same seed gives the same output, with any thread count, and another seed differs") {
   const Tensor img = textured(40, 56);
   const int threads = omp_get_max_threads();
   for (Corruption c : all_corruptions()) {
