@@ -39,6 +39,8 @@ const std::vector<Command>& commands() {
        moeseg::cli::run_infer},
       {"attack", "adversarial attack on an input tensor: `moeseg attack --model NAME --classes N --weights W --input X --labels Y --attack fgsm|pgd --eps E --out OUT`",
        moeseg::cli::run_attack},
+      {"uncertainty", "per-pixel uncertainty and calibration metrics: `moeseg uncertainty --model NAME --classes N --weights W --input X --labels Y --out OUT`",
+       moeseg::cli::run_uncertainty},
       {"kernels", "list every __global__ CUDA kernel with the test that runs it through CUDA-on-CPU",
        moeseg::cli::run_kernels},
       {"data", "dataset tools: `moeseg data synth --out DIR ...` writes the synthetic driving scenes",
