@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "bench/attack_bench.h"
 #include "bench/conv_bench.h"
 #include "bench/model_bench.h"
 #include "bench/synthetic_bench.h"
@@ -14,6 +15,7 @@ int run_bench(int argc, char** argv) {
     std::printf("usage: moeseg bench conv [--quick] [--threads N]\n"
                 "       moeseg bench frrn [options]   (FRRN-A forward and forward+backward vs PyTorch)\n"
                 "       moeseg bench synthetic [--images N] [--threads N]   (synthetic scene generator)\n"
+                "       moeseg bench attack [options]   (a PGD step vs a training step of the same model)\n"
                 "  conv: 3x3 convolutions at the FRRN-A shapes, forward / backward-data / backward-weight\n"
                 "        GFLOP/s next to the OpenBLAS sgemm rate measured in the same run\n"
                 "  synthetic: the synthetic scene generator at 240x320, images/s and MB/s written next to a\n"
@@ -23,7 +25,8 @@ int run_bench(int argc, char** argv) {
   if (!std::strcmp(argv[1], "conv")) return moeseg_bench_conv(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "frrn")) return moeseg_bench_model(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "synthetic")) return moeseg_bench_synthetic(argc - 1, argv + 1);
-  std::fprintf(stderr, "moeseg bench: unknown benchmark '%s' (known: conv, frrn, synthetic)\n", argv[1]);
+  if (!std::strcmp(argv[1], "attack")) return moeseg_bench_attack(argc - 1, argv + 1);
+  std::fprintf(stderr, "moeseg bench: unknown benchmark '%s' (known: attack, conv, frrn, synthetic)\n", argv[1]);
   return 1;
 }
 

@@ -1,5 +1,5 @@
 // `moeseg reproduce [--study NAME] [--out DIR] [--preset NAME] [--dataset synthetic|camvid]
-//  [--data ROOT] [--epochs N] [--gate-epochs N] [--seeds N] [--fresh] [--quiet]`: a study of a
+//  [--data ROOT] [--from RUN] [--epochs N] [--gate-epochs N] [--seeds N] [--fresh] [--quiet]`: a study of a
 // reference system end to end (training/experiments/study.h), defined by its JSON study config
 // (configs/studies/<study>.json, or --study-config FILE). The main job is the default study,
 // model_level_moe, on the synthetic scenes.
@@ -37,6 +37,8 @@ int run_reproduce(int argc, char** argv) {
       .option("--preset", &o.preset, "NAME", "a preset of the study config (default cpu; camvid-cpu for --dataset camvid)")
       .option("--dataset", &o.dataset, "D", "synthetic (default) or camvid")
       .option("--data", &o.data_root, "ROOT", "dataset root (default: generated synthetic scenes, ../shared/data/camvid)")
+      .option("--from", &o.from, "RUN",
+              "a finished `moeseg reproduce` run whose models the study reuses (required by --study robustness)")
       .option("--epochs", &o.epochs, "N", "expert and baseline epochs (overrides the preset)", 1)
       .option("--gate-epochs", &o.gate_epochs, "N", "gate epochs (overrides the preset)", 1)
       .option("--seeds", &o.seeds, "N", "train every model with N seeds; cells are mean ± std (default 1)", 1, 100)

@@ -18,6 +18,7 @@ struct StudyOptions {
   std::string preset;         // "" = the study config's default for the dataset
   std::string dataset = "synthetic";
   std::string data_root;      // "" = generated (synthetic) or found (CamVid: ../shared/data/camvid)
+  std::string from;           // a finished `moeseg reproduce` run whose models a study reuses (robustness)
   int epochs = -1, gate_epochs = -1;   // > 0: override the preset's
   int seeds = 1;
   bool fresh = false, quiet = false;
