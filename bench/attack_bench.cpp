@@ -3,6 +3,7 @@
 // the steps (its random start included); "weights frozen" is the same with the parameters'
 // requires_grad off (training/robustness.h FrozenParameters), as the robustness evaluation runs it.
 #include "bench/attack_bench.h"
+#include "bench/timing.h"
 
 #include <omp.h>
 
@@ -24,20 +25,9 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <typename F>
-double median_seconds(F&& f, int reps) {
-  f();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using moeseg::bench::Clock;
+using moeseg::bench::median_seconds;
+using moeseg::bench::seconds_since;
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 // kernels is tested in tests/kernels/test_conv2d_cpu.cpp, not here.
 // Run: `moeseg bench conv [--quick] [--threads N] [--tile-bytes B] [--min-width PIXELS]`.
 #include "bench/conv_bench.h"
+#include "bench/timing.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -25,24 +26,9 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-template <typename F>
-double median_seconds(F&& f, int repeats) {
-  f();  // warm-up: first-touch of buffers, scratch growth, BLAS/OpenMP pool start
-  std::vector<double> t;
-  for (int i = 0; i < repeats; ++i) {
-    auto t0 = Clock::now();
-    f();
-    t.push_back(seconds_since(t0));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using moeseg::bench::Clock;
+using moeseg::bench::median_seconds;
+using moeseg::bench::seconds_since;
 
 std::vector<float> random_floats(size_t n, unsigned seed) {
   std::mt19937 rng(seed);

@@ -9,6 +9,7 @@
 // resident set (ru_maxrss) over the baseline after model and input exist — it includes
 // allocator slack and cached blocks, so it over-estimates compared with ours.
 #include "bench/model_bench.h"
+#include "bench/timing.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -33,20 +34,9 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-template <typename F>
-double median_seconds(F&& f, int reps) {
-  f();   // warm-up (also fills the caching allocator)
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using moeseg::bench::Clock;
+using moeseg::bench::median_seconds;
+using moeseg::bench::seconds_since;
 
 // Forward convolution FLOPs of FRRN (2 * MACs), from the scaled table.
 double frrn_forward_flops(const moeseg::FRRN& net, int64_t n, int64_t h, int64_t w) {

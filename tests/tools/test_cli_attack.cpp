@@ -13,6 +13,8 @@
 #include <fstream>
 
 #include "core/safetensors.h"
+#include "tests/support/read_text.h"
+#include "tests/support/small_cli_case.h"
 #include "tests/support/temp_dir.h"
 
 using namespace moeseg;
@@ -20,36 +22,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixture(const std::string& rel) { return std::string(MOESEG_FIXTURE_DIR) + "/" + rel; }
-
-int run(const std::string& args, const std::string& err_file) {
-  std::string cmd = std::string(MOESEG_CLI_PATH) + " " + args + " > /dev/null 2> " + err_file;
-  return std::system(cmd.c_str());
-}
-
-std::string read_all(const std::string& p) {
-  std::ifstream f(p);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-// Writes w.safetensors, x.safetensors ("input": image 0), y.safetensors ("labels") and model.json.
-void write_case(const testing::TempDir& d, bool moe) {
-  TensorFile ex = load_safetensors(fixture("models/moe_experts.safetensors"));
-  std::map<std::string, Tensor> w;
-  if (moe) {
-    w = testing::tensors_with_prefix(ex, "expert", "expert");
-    for (auto& [k, v] : testing::tensors_with_prefix(load_safetensors(fixture("models/moe_simple.safetensors")), "sd."))
-      w[k] = v;
-    std::ofstream(d.str("model.json")) << R"({"type": "moe", "num_classes": 5, "gate": "simple", "input_size": [32, 48],
-      "experts": [{"model": "frrn_a", "width": 0.0625}, {"model": "frrn_a", "width": 0.0625}]})";
-  } else {
-    w = testing::tensors_with_prefix(ex, "expert1.");
-    std::ofstream(d.str("model.json")) << R"({"model": "frrn_a", "num_classes": 5, "width": 0.0625})";
-  }
-  save_safetensors(d.str("w.safetensors"), w);
-  save_safetensors(d.str("x.safetensors"), {{"input", ex.get("x").slice(0, 0, 1).contiguous()}});
-  save_safetensors(d.str("y.safetensors"), {{"labels", ex.get("target").slice(0, 0, 1).contiguous()}});
-}
+using testing::read_text;
+std::string fixture(const std::string& rel) { return testing::fixture_path(rel); }
+int run(const std::string& args, const std::string& err_file) { return testing::run_cli_quiet(args, err_file); }
+void write_case(const testing::TempDir& d, bool moe) { testing::write_small_cli_case(d, moe); }
 
 std::string common(const testing::TempDir& d) {
   return "attack --config " + d.str("model.json") + " --weights " + d.str("w.safetensors") + " --input " +
@@ -103,15 +79,15 @@ TEST_CASE("moeseg attack: bad arguments name the value") {
   write_case(d, false);
   const std::string out = " --out " + d.str("o.safetensors");
   CHECK(run(common(d) + " --attack fgsm --eps -0.5" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "eps must be a finite number > 0, got -0.5"));
+  CHECK(testing::contains(read_text(d.str("err")), "eps must be a finite number > 0, got -0.5"));
   CHECK(run(common(d) + " --attack pgd --eps 0.1 --steps 0" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "steps must be >= 1, got 0"));
+  CHECK(testing::contains(read_text(d.str("err")), "steps must be >= 1, got 0"));
   CHECK(run(common(d) + " --attack cw --eps 0.1" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "'cw'"));
+  CHECK(testing::contains(read_text(d.str("err")), "'cw'"));
   CHECK(run(common(d) + " --attack pgd --pgd fast --eps 0.1" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "'fast'"));
+  CHECK(testing::contains(read_text(d.str("err")), "'fast'"));
   save_safetensors(d.str("y.safetensors"), {{"labels", Tensor::zeros({1, 16, 48}, DType::Int64)}});
   CHECK(run(common(d) + " --attack fgsm --eps 0.1" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "[1, 16, 48]"));
+  CHECK(testing::contains(read_text(d.str("err")), "[1, 16, 48]"));
   CHECK_FALSE(fs::exists(d.str("o.safetensors")));
 }

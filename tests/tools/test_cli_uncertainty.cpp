@@ -17,6 +17,8 @@
 
 #include "core/safetensors.h"
 #include "data/image_io.h"
+#include "tests/support/read_text.h"
+#include "tests/support/small_cli_case.h"
 #include "tests/support/temp_dir.h"
 #include "training/calibration.h"
 #include "training/uncertainty.h"
@@ -26,36 +28,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fixture(const std::string& rel) { return std::string(MOESEG_FIXTURE_DIR) + "/" + rel; }
-
-int run(const std::string& args, const std::string& err_file) {
-  std::string cmd = std::string(MOESEG_CLI_PATH) + " " + args + " > /dev/null 2> " + err_file;
-  return std::system(cmd.c_str());
-}
-
-std::string read_all(const std::string& p) {
-  std::ifstream f(p);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-// Writes w.safetensors, x.safetensors ("input": image 0), y.safetensors ("labels") and model.json.
-void write_case(const testing::TempDir& d, bool moe) {
-  TensorFile ex = load_safetensors(fixture("models/moe_experts.safetensors"));
-  std::map<std::string, Tensor> w;
-  if (moe) {
-    w = testing::tensors_with_prefix(ex, "expert", "expert");
-    for (auto& [k, v] : testing::tensors_with_prefix(load_safetensors(fixture("models/moe_simple.safetensors")), "sd."))
-      w[k] = v;
-    std::ofstream(d.str("model.json")) << R"({"type": "moe", "num_classes": 5, "gate": "simple", "input_size": [32, 48],
-      "experts": [{"model": "frrn_a", "width": 0.0625}, {"model": "frrn_a", "width": 0.0625}]})";
-  } else {
-    w = testing::tensors_with_prefix(ex, "expert1.");
-    std::ofstream(d.str("model.json")) << R"({"model": "frrn_a", "num_classes": 5, "width": 0.0625})";
-  }
-  save_safetensors(d.str("w.safetensors"), w);
-  save_safetensors(d.str("x.safetensors"), {{"input", ex.get("x").slice(0, 0, 1).contiguous()}});
-  save_safetensors(d.str("y.safetensors"), {{"labels", ex.get("target").slice(0, 0, 1).contiguous()}});
-}
+using testing::read_text;
+std::string fixture(const std::string& rel) { return testing::fixture_path(rel); }
+int run(const std::string& args, const std::string& err_file) { return testing::run_cli_quiet(args, err_file); }
+void write_case(const testing::TempDir& d, bool moe) { testing::write_small_cli_case(d, moe); }
 
 std::string model_args(const testing::TempDir& d) {
   return " --config " + d.str("model.json") + " --weights " + d.str("w.safetensors") + " --input " + d.str("x.safetensors");
@@ -109,7 +85,7 @@ TEST_CASE("moeseg uncertainty: MoE measures = the library's on `moeseg infer` lo
     CHECK(pe_max > 0.0);
     CHECK(pe_max <= std::log(5.0) + 1e-12);
 
-    const nlohmann::json j = nlohmann::json::parse(read_all(d.str("u_" + set + ".json")));
+    const nlohmann::json j = nlohmann::json::parse(read_text(d.str("u_" + set + ".json")));
     CHECK(j["members"] == set);
     CHECK(j["member_count"] == (set == "stacked" ? 3 : 2));
     for (const std::string m : {"predictive_entropy", "mutual_information", "expert_variance", "gate_entropy"}) {
@@ -141,18 +117,18 @@ TEST_CASE("moeseg uncertainty: a single FRRN has PE only; bad arguments name the
   CHECK_FALSE(f.has("mutual_information"));
   CHECK_FALSE(f.has("expert_variance"));
   CHECK_FALSE(f.has("gate_entropy"));
-  const nlohmann::json j = nlohmann::json::parse(read_all(d.str("s.json")));
+  const nlohmann::json j = nlohmann::json::parse(read_text(d.str("s.json")));
   CHECK(j["measures"].size() == 1);
 
   const std::string out = " --out " + d.str("o.safetensors");
   CHECK(run(base + " --members weighted" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "needs a model with a gate"));
+  CHECK(testing::contains(read_text(d.str("err")), "needs a model with a gate"));
   CHECK(run(base + " --members mixed" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "'mixed'"));
+  CHECK(testing::contains(read_text(d.str("err")), "'mixed'"));
   CHECK(run(base + " --gate-reduction max" + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "'max'"));
+  CHECK(testing::contains(read_text(d.str("err")), "'max'"));
   save_safetensors(d.str("y.safetensors"), {{"labels", Tensor::zeros({1, 16, 48}, DType::Int64)}});
   CHECK(run(base + out, d.str("err")) != 0);
-  CHECK(testing::contains(read_all(d.str("err")), "[1, 16, 48]"));
+  CHECK(testing::contains(read_text(d.str("err")), "[1, 16, 48]"));
   CHECK_FALSE(fs::exists(d.str("o.safetensors")));
 }
