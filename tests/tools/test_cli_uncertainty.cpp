@@ -47,7 +47,7 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-TEST_CASE("moeseg uncertainty: MoE measures = the library's on `moeseg infer` logits; metrics JSON") {
+TEST_CASE("moeseg uncertainty: MoE measures = the library's on `moeseg infer` logits, and the metrics JSON") {
   testing::TempDir d("cli_unc");
   write_case(d, true);
   REQUIRE(run("infer" + model_args(d) + " --out " + d.str("inf.safetensors"), d.str("err")) == 0);
@@ -107,7 +107,7 @@ TEST_CASE("moeseg uncertainty: MoE measures = the library's on `moeseg infer` lo
   }
 }
 
-TEST_CASE("moeseg uncertainty: a single FRRN has PE only; bad arguments name the value") {
+TEST_CASE("moeseg uncertainty: a single FRRN has PE only, and bad arguments name the value") {
   testing::TempDir d("cli_unc_single");
   write_case(d, false);
   const std::string base = "uncertainty" + model_args(d) + " --labels " + d.str("y.safetensors");

@@ -5,7 +5,7 @@
 //     uncertainty scores, accumulated over two batches (pooled) and averaged per image, float64 to 1e-9;
 //   - hand-checkable cases: equal members give MI = EV = 0; one-hot correct predictions give ECE,
 //     Brier, NLL 0; a perfect score gives AUROC 1 (inverted 0, constant 0.5); a small ECE, PAvPU
-//     and AUROC worked by hand; member sets from a ModelOutput; errors for a model without a gate;
+//     and AUROC worked by hand; member sets from a ModelOutput, and errors for a model without a gate;
 //   - the pictures (training/uncertainty_images.h): pixels of a reliability diagram and a map.
 // Run: build/tests/test_training -tc="uncertainty*"
 #include <doctest/doctest.h>
@@ -135,7 +135,7 @@ TEST_CASE("uncertainty: calibration metrics over two batches = numpy, for PE, MI
   }
 }
 
-TEST_CASE("uncertainty: equal members give MI = 0 and EV = 0; different members do not") {
+TEST_CASE("uncertainty: equal members give MI = 0 and EV = 0, different members do not") {
   const Tensor p = ufile().get("p0");
   UncertaintyMaps same = compute_uncertainty(Members{{p, p, p}, Tensor()}, Tensor());
   for (double v : same.mutual_information.to_vector<double>()) CHECK(std::abs(v) < 1e-12);
@@ -228,7 +228,7 @@ TEST_CASE("uncertainty: AUROC of a perfect, an inverted and a constant score") {
   CHECK(std::isnan(auroc_rank({0.1, 0.2}, {1, 1})));
 }
 
-TEST_CASE("uncertainty: member sets from a ModelOutput; errors for a model without a gate") {
+TEST_CASE("uncertainty: member sets from a ModelOutput, and errors for a model without a gate") {
   ModelOutput out;
   Tensor l1 = f64({1.0, -1.0, 0.5, 2.0}, {1, 2, 1, 2}), l2 = f64({0.0, 0.3, -0.2, 1.0}, {1, 2, 1, 2});
   out.logits = f64({0.4, -0.6, 0.1, 1.5}, {1, 2, 1, 2});
