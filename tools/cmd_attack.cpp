@@ -199,23 +199,10 @@ int run_attack(int argc, char** argv) {
                "moeseg attack: the tensor form needs --input X.safetensors, --labels Y.safetensors and --out OUT "
                "(or give a CONFIG for the config form)");
   MOESEG_CHECK(attack == "fgsm" || attack == "pgd", "moeseg attack: --attack is '", attack, "' (known: fgsm, pgd)");
-  MOESEG_CHECK(!m.config.empty() || !weights.empty(),
-               "moeseg attack: needs --weights W.safetensors with --model (or --config FILE)");
-  std::shared_ptr<SegmentationModel> model = build_chosen_model(m, "moeseg attack");
-  if (!weights.empty()) load_checkpoint(*model, weights);
   const Device dev = resolve_device(device);
-  model->to(dev);
-
-  Tensor x = load_safetensors(input).get("input", input);
-  MOESEG_CHECK(x.dim() == 4 && x.size(1) == 3 && is_floating(x.dtype()), "attack: input ", input, " is ", x.str(),
-               ", expected float N x 3 x H x W");
-  check_all_finite(x, input + ": input");
-  x = x.to(DType::Float32).contiguous();
-  Tensor y = load_safetensors(labels_path).get("labels", labels_path);
-  MOESEG_CHECK(y.dtype() == DType::Int64 && y.dim() == 3 && y.size(0) == x.size(0) && y.size(1) == x.size(2) &&
-                   y.size(2) == x.size(3),
-               "attack: labels ", labels_path, " are ", y.str(), ", expected int64 [", x.size(0), ", ", x.size(2), ", ",
-               x.size(3), "] for input ", x.str());
+  std::shared_ptr<SegmentationModel> model = load_chosen_model(m, weights, dev, "moeseg attack");
+  Tensor x = load_input_images(input, "moeseg attack");
+  Tensor y = load_label_maps(labels_path, x, "moeseg attack");
 
   AttackResult r;
   if (attack == "fgsm") {

@@ -44,19 +44,9 @@ int run_infer(int argc, char** argv) {
       .required("--out")
       .option("--device", &device, "D", "cpu or cuda (default cpu)");
   if (!args.parse(argc, argv)) return 0;
-  MOESEG_CHECK(m.config.empty() == false || !weights.empty(),
-               "moeseg infer: needs --weights W.safetensors with --model (or --config FILE)");
-  std::shared_ptr<SegmentationModel> model = build_chosen_model(m, "moeseg infer");
-  if (!weights.empty()) load_checkpoint(*model, weights);
-
   const Device dev = resolve_device(device);
-  model->to(dev);
-
-  const std::string& in = input;
-  Tensor x = ends_with(in, ".npy") ? load_npy(in) : load_safetensors(in).get("input", in);
-  MOESEG_CHECK(x.dim() == 4 && x.size(1) == 3, "infer: input ", in, " is ", x.str(), ", expected N x 3 x H x W");
-  check_all_finite(x, in + ": input");
-  x = x.to(DType::Float32).contiguous().to(dev);
+  std::shared_ptr<SegmentationModel> model = load_chosen_model(m, weights, dev, "moeseg infer");
+  Tensor x = load_input_images(input, "moeseg infer").to(dev);
 
   model->eval();
   NoGradGuard ng;

@@ -74,23 +74,10 @@ int run_uncertainty(int argc, char** argv) {
                " ...) is not implemented yet; use --model/--config with --input and --labels");
   const MemberSet set = parse_member_set(members, "moeseg uncertainty: --members");
   const GateReduction red = parse_gate_reduction(reduction, "moeseg uncertainty: --gate-reduction");
-  MOESEG_CHECK(!m.config.empty() || !weights.empty(),
-               "moeseg uncertainty: needs --weights W.safetensors with --model (or --config FILE)");
-  std::shared_ptr<SegmentationModel> model = build_chosen_model(m, "moeseg uncertainty");
-  if (!weights.empty()) load_checkpoint(*model, weights);
   const Device dev = resolve_device(device);
-  model->to(dev);
-
-  Tensor x = load_safetensors(input).get("input", input);
-  MOESEG_CHECK(x.dim() == 4 && x.size(1) == 3 && is_floating(x.dtype()), "uncertainty: input ", input, " is ",
-               x.str(), ", expected float N x 3 x H x W");
-  check_all_finite(x, input + ": input");
-  x = x.to(DType::Float32).contiguous().to(dev);
-  Tensor y = load_safetensors(labels_path).get("labels", labels_path);
-  MOESEG_CHECK(y.dtype() == DType::Int64 && y.dim() == 3 && y.size(0) == x.size(0) && y.size(1) == x.size(2) &&
-                   y.size(2) == x.size(3),
-               "uncertainty: labels ", labels_path, " are ", y.str(), ", expected int64 [", x.size(0), ", ", x.size(2),
-               ", ", x.size(3), "] for input ", x.str());
+  std::shared_ptr<SegmentationModel> model = load_chosen_model(m, weights, dev, "moeseg uncertainty");
+  Tensor x = load_input_images(input, "moeseg uncertainty").to(dev);
+  Tensor y = load_label_maps(labels_path, x, "moeseg uncertainty");
 
   model->eval();
   NoGradGuard ng;

@@ -1,7 +1,10 @@
-// --model / --classes / --width-mult / --config (tools/model_choice.h).
+// --model / --classes / --width-mult / --config, and the tensor inputs (tools/model_choice.h).
 #include "tools/model_choice.h"
 
 #include "core/error.h"
+#include "core/npy.h"
+#include "core/safetensors.h"
+#include "core/value_checks.h"
 #include "models/registry.h"
 #include "training/experiment_config.h"
 #include "training/experiment_setup.h"
@@ -25,6 +28,33 @@ std::shared_ptr<SegmentationModel> build_chosen_model(const ModelChoice& m, cons
   o.num_classes = m.classes;
   o.width = m.width;
   return make_model(m.name, o);
+}
+
+std::shared_ptr<SegmentationModel> load_chosen_model(const ModelChoice& m, const std::string& weights, const Device& dev,
+                                                     const std::string& command) {
+  MOESEG_CHECK(!m.config.empty() || !weights.empty(), command, ": needs --weights W.safetensors with --model (or --config FILE)");
+  std::shared_ptr<SegmentationModel> model = build_chosen_model(m, command);
+  if (!weights.empty()) load_checkpoint(*model, weights);
+  model->to(dev);
+  return model;
+}
+
+Tensor load_input_images(const std::string& path, const std::string& command) {
+  const bool npy = path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0;
+  Tensor x = npy ? load_npy(path) : load_safetensors(path).get("input", path);
+  MOESEG_CHECK(x.dim() == 4 && x.size(1) == 3 && is_floating(x.dtype()), command, ": input ", path, " is ", x.str(),
+               ", expected float N x 3 x H x W");
+  check_all_finite(x, path + ": input");
+  return x.to(DType::Float32).contiguous();
+}
+
+Tensor load_label_maps(const std::string& path, const Tensor& images, const std::string& command) {
+  Tensor y = load_safetensors(path).get("labels", path);
+  MOESEG_CHECK(y.dtype() == DType::Int64 && y.dim() == 3 && y.size(0) == images.size(0) && y.size(1) == images.size(2) &&
+                   y.size(2) == images.size(3),
+               command, ": labels ", path, " are ", y.str(), ", expected int64 [", images.size(0), ", ", images.size(2),
+               ", ", images.size(3), "] for input ", images.str());
+  return y;
 }
 
 }  // namespace moeseg::cli
