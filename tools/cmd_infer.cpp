@@ -11,22 +11,12 @@
 #include "core/device_probe.h"
 #include "core/cli_args.h"
 #include "core/error.h"
-#include "core/npy.h"
 #include "core/safetensors.h"
-#include "core/value_checks.h"
 #include "models/registry.h"
 #include "tools/cmd_models.h"
 #include "tools/model_choice.h"
 
 namespace moeseg::cli {
-
-namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
 
 int run_infer(int argc, char** argv) {
   ModelChoice m;
@@ -58,7 +48,7 @@ int run_infer(int argc, char** argv) {
   for (size_t i = 0; i < experts.size(); ++i) out["expert" + std::to_string(i + 1) + "_logits"] = experts[i];
   for (auto& [k, v] : out) v = v.contiguous();
   save_safetensors(output, out);
-  std::printf("infer: %s -> %s (logits %s)\n", in.c_str(), output.c_str(), shape_str(out["logits"].shape()).c_str());
+  std::printf("infer: %s -> %s (logits %s)\n", input.c_str(), output.c_str(), shape_str(out["logits"].shape()).c_str());
   return 0;
 }
 
