@@ -196,8 +196,14 @@ PerImageMeans PerImageCalibration::result() const {
   return m;
 }
 
+namespace {
+
+// A metric for JSON: NaN and infinities (an empty bin, a class absent) are written as null.
+nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+}  // namespace
+
 nlohmann::json per_image_json(const PerImageMeans& m) {
-  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
   return {{"images", m.images},
           {"ece", num(m.ece)},
           {"mce", num(m.mce)},
@@ -210,8 +216,7 @@ nlohmann::json per_image_json(const PerImageMeans& m) {
 }
 
 nlohmann::json calibration_json(const CalibrationMetrics& m) {
-  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  auto arr = [&](const std::vector<double>& v) {
+  auto arr = [](const std::vector<double>& v) {
     nlohmann::json a = nlohmann::json::array();
     for (double x : v) a.push_back(num(x));
     return a;

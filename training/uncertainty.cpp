@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/reduce.h"
 
 namespace moeseg {
 
@@ -132,19 +133,7 @@ Tensor mixture_probs(const std::vector<Tensor>& probs_in, const Tensor& gate_in)
 
 Tensor predicted_class(const Tensor& mean_probs) {
   check_probs(mean_probs, "predicted_class");
-  Tensor p = f64(mean_probs);
-  const int64_t N = p.size(0), C = p.size(1), HW = p.size(2) * p.size(3);
-  Tensor out = Tensor::empty({N, p.size(2), p.size(3)}, DType::Int64);
-  const double* a = p.data<double>();
-  int64_t* o = out.data<int64_t>();
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < HW; ++i) {
-      int64_t best = 0;
-      for (int64_t c = 1; c < C; ++c)
-        if (a[(n * C + c) * HW + i] > a[(n * C + best) * HW + i]) best = c;
-      o[n * HW + i] = best;
-    }
-  return out;
+  return argmax(f64(mean_probs), 1);   // the first maximal class, as everywhere else
 }
 
 Tensor entropy_map(const Tensor& probs) {

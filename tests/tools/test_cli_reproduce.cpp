@@ -12,21 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/support/small_cli_case.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-std::string run_capture(const std::string& args, int& rc) {
-  const std::string out = fs::temp_directory_path() / ("moeseg_repro_out_" + std::to_string(::getpid()));
-  rc = std::system((std::string(MOESEG_CLI_PATH) + " " + args + " > " + out + " 2>&1").c_str());
-  std::ifstream f(out);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  fs::remove(out);
-  return ss.str();
-}
+using moeseg::testing::run_cli_capture;
 size_t count(const std::string& s, const std::string& part) {
   size_t n = 0;
   for (size_t p = s.find(part); p != std::string::npos; p = s.find(part, p + 1)) ++n;
@@ -37,7 +30,7 @@ size_t count(const std::string& s, const std::string& part) {
 TEST_CASE("reproduce: the tiny preset with 2 seeds prints mean ± std cells, results.json per seed, reruns skip") {
   moeseg::testing::TempDir dir("reproduce");
   int rc = -1;
-  const std::string out = run_capture("reproduce --preset tiny --seeds 2 --quiet --out " + dir.str(), rc);
+  const std::string out = run_cli_capture("reproduce --preset tiny --seeds 2 --quiet --out " + dir.str(), rc);
   INFO(out);
   REQUIRE(rc == 0);
   CHECK(out.find("| Model | highway | urban | ambiguous | highway + urban |") != std::string::npos);
@@ -64,7 +57,7 @@ TEST_CASE("reproduce: the tiny preset with 2 seeds prints mean ± std cells, res
   CHECK(fs::exists(dir.str("configs/frrnA_moe_classwise_conv.json")));
   CHECK(fs::exists(dir.str("configs/seed1/frrnA_highway.json")));
   CHECK(fs::exists(dir.str("runs/seed1/frrnA_highway/best/model.safetensors")));
-  const std::string again = run_capture("reproduce --preset tiny --seeds 2 --quiet --out " + dir.str(), rc);
+  const std::string again = run_cli_capture("reproduce --preset tiny --seeds 2 --quiet --out " + dir.str(), rc);
   CHECK(rc == 0);
   CHECK(count(again, "already trained") == 14);   // 7 trained models x 2 seeds
   CHECK(count(again, "[reproduce] training") == 0);
@@ -72,13 +65,13 @@ TEST_CASE("reproduce: the tiny preset with 2 seeds prints mean ± std cells, res
 
 TEST_CASE("reproduce: bad arguments name the option and the value") {
   int rc = -1;
-  std::string out = run_capture("reproduce --seeds zero", rc);
+  std::string out = run_cli_capture("reproduce --seeds zero", rc);
   CHECK(rc != 0);
   CHECK(out.find("--seeds: 'zero' is not an integer") != std::string::npos);
-  out = run_capture("reproduce --preset nosuch --out /tmp/never_written_moeseg", rc);
+  out = run_cli_capture("reproduce --preset nosuch --out /tmp/never_written_moeseg", rc);
   CHECK(rc != 0);
   CHECK(out.find("unknown preset 'nosuch' (known: camvid-cpu, cpu, tiny)") != std::string::npos);
-  out = run_capture("reproduce --study nosuch", rc);
+  out = run_cli_capture("reproduce --study nosuch", rc);
   CHECK(rc != 0);
   CHECK(out.find("unknown study 'nosuch'") != std::string::npos);
 }

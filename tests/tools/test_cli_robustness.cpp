@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
+#include "tests/support/small_cli_case.h"
 #include "tests/support/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -22,15 +23,7 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string run_capture(const std::string& args, int& rc) {
-  const std::string out = fs::temp_directory_path() / ("moeseg_robust_out_" + std::to_string(::getpid()));
-  rc = std::system((std::string(MOESEG_CLI_PATH) + " " + args + " > " + out + " 2>&1").c_str());
-  std::ifstream f(out);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  fs::remove(out);
-  return ss.str();
-}
+using moeseg::testing::run_cli_capture;
 
 // The line of `text` that starts with `prefix` ("" when none).
 std::string line_starting(const std::string& text, const std::string& prefix) {
@@ -69,10 +62,10 @@ TEST_CASE("reproduce --study robustness on a tiny run: table, results.json, tran
   moeseg::testing::TempDir dir("robustness");
   int rc = -1;
   const std::string run = dir.str("run"), rob = dir.str("rob");
-  const std::string main = run_capture("reproduce --preset tiny --quiet --out " + run, rc);
+  const std::string main = run_cli_capture("reproduce --preset tiny --quiet --out " + run, rc);
   INFO(main);
   REQUIRE(rc == 0);
-  const std::string out = run_capture("reproduce --study robustness --from " + run + " --quiet --out " + rob, rc);
+  const std::string out = run_cli_capture("reproduce --study robustness --from " + run + " --quiet --out " + rob, rc);
   INFO(out);
   REQUIRE(rc == 0);
   CHECK(out.find("\n| Model | clean | FGSM | PGD-10 | universal |\n|---|---:|---:|---:|---:|\n") != std::string::npos);
@@ -141,7 +134,7 @@ TEST_CASE("reproduce --study robustness on a tiny run: table, results.json, tran
 
   // The config form with the saved δ gives the study's universal cell of that model.
   const std::string j = dir.str("attack.json");
-  const std::string att = run_capture("attack " + run + "/configs/frrnA_highway.json --attack universal --delta " + rob +
+  const std::string att = run_cli_capture("attack " + run + "/configs/frrnA_highway.json --attack universal --delta " + rob +
                                           "/deltas/frrnA_highway.safetensors --subsets highway,urban,all --quiet --json " + j,
                                       rc);
   INFO(att);
@@ -154,7 +147,7 @@ TEST_CASE("reproduce --study robustness on a tiny run: table, results.json, tran
   CHECK(a["attacks"]["clean"]["subsets"]["all"]["miou"].get<double>() ==
         doctest::Approx(r["models"][1]["miou"]["clean"].get<double>()).epsilon(1e-9));
   // FGSM through the config form: attacked ≤ clean (ε 0.1 on a trained expert) on highway + urban.
-  const std::string fg = run_capture("attack " + run + "/configs/frrnA_highway.json --attack fgsm --eps 0.1 --subsets " +
+  const std::string fg = run_cli_capture("attack " + run + "/configs/frrnA_highway.json --attack fgsm --eps 0.1 --subsets " +
                                          "highway,urban,all --quiet --json " + j,
                                      rc);
   INFO(fg);
@@ -166,21 +159,21 @@ TEST_CASE("reproduce --study robustness on a tiny run: table, results.json, tran
   CHECK(b["attack"]["eps"].get<double>() == 0.1);
 
   // Bad input names the value.
-  std::string e = run_capture("attack " + run + "/configs/frrnA_highway.json --attack pgd --quiet", rc);
+  std::string e = run_cli_capture("attack " + run + "/configs/frrnA_highway.json --attack pgd --quiet", rc);
   CHECK(rc != 0);
   CHECK(e.find("--eps must be a finite number > 0, got 0") != std::string::npos);
-  e = run_capture("attack " + run + "/configs/frrnA_highway.json --attack cw --eps 0.1", rc);
+  e = run_cli_capture("attack " + run + "/configs/frrnA_highway.json --attack cw --eps 0.1", rc);
   CHECK(rc != 0);
   CHECK(e.find("'cw'") != std::string::npos);
 }
 
 TEST_CASE("reproduce --study robustness: --from is required, and must be a finished run") {
   int rc = -1;
-  std::string out = run_capture("reproduce --study robustness --out /tmp/never_written_moeseg_robust", rc);
+  std::string out = run_cli_capture("reproduce --study robustness --out /tmp/never_written_moeseg_robust", rc);
   CHECK(rc != 0);
   CHECK(out.find("--from RUN is required") != std::string::npos);
   moeseg::testing::TempDir dir("robustness_bad");
-  out = run_capture("reproduce --study robustness --from " + dir.str() + " --out " + dir.str("o"), rc);
+  out = run_cli_capture("reproduce --study robustness --from " + dir.str() + " --out " + dir.str("o"), rc);
   CHECK(rc != 0);
   CHECK(out.find("results.json") != std::string::npos);
 }

@@ -29,7 +29,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using testing::read_text;
-std::string fixture(const std::string& rel) { return testing::fixture_path(rel); }
 int run(const std::string& args, const std::string& err_file) { return testing::run_cli_quiet(args, err_file); }
 void write_case(const testing::TempDir& d, bool moe) { testing::write_small_cli_case(d, moe); }
 
