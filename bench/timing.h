@@ -5,13 +5,12 @@
 #include <chrono>
 #include <vector>
 
+#include "core/wall_clock.h"
+
 namespace moeseg::bench {
 
 using Clock = std::chrono::steady_clock;
-
-inline double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using moeseg::seconds_since;   // core/wall_clock.h
 
 template <typename F>
 double median_seconds(F&& f, int repeats) {

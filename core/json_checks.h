@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -98,5 +99,21 @@ inline int64_t get_required_int_in(const nlohmann::json& j, const char* key, int
   MOESEG_CHECK(v >= lo && v <= hi, where, ": key '", key, "' is ", v, ", outside [", lo, ", ", hi, "]");
   return v;
 }
+
+// A non-empty list of strings under `key`, e.g. "subsets": ["highway", "urban", "all"].
+inline std::vector<std::string> get_required_strings(const nlohmann::json& j, const char* key,
+                                                     const std::string& where) {
+  MOESEG_CHECK(j.contains(key) && j.at(key).is_array() && !j.at(key).empty(), where, ": key '", key,
+               "' must be a non-empty list of strings");
+  std::vector<std::string> v;
+  for (const nlohmann::json& e : j.at(key)) {
+    MOESEG_CHECK(e.is_string(), where, ": key '", key, "' must list strings, got ", json_text(e));
+    v.push_back(e.get<std::string>());
+  }
+  return v;
+}
+
+// A JSON file parsed: "<what>: cannot open <path>" or "<path>: invalid JSON: ..." otherwise.
+nlohmann::json read_json_file(const std::string& path, const std::string& what);
 
 }  // namespace moeseg

@@ -64,6 +64,7 @@ FRRN::FRRN(const FRRNConfig& cfg) : SegmentationModel("FRRN"), cfg_(cfg) {
   compress_ = register_module("compress", std::make_shared<Conv2d>(ch + zc, pc, 1, 1, 0, 1, 1, true, gen));
   auto rout = register_module("reslayers_out", std::make_shared<Module>("Sequential"));
   for (int i = 0; i < 3; ++i) res_out_.push_back(rout->register_module(std::to_string(i), std::make_shared<ResidualUnit>(pc, gen)));
+  out_dropout_ = register_module("out_dropout", std::make_shared<Dropout>(cfg.dropout));
   out_conv_ = register_module("out_conv", std::make_shared<Conv2d>(pc, cfg.num_classes, 1, 1, 0, 1, 1, true, gen));
 }
 
@@ -124,7 +125,7 @@ SegmentationOutput FRRN::forward_with_taps(const Tensor& x, const std::vector<st
   trace_output("compress", "Conv1x1 on [y, z]", r, count(compress_));
   for (auto& ru : res_out_) r = ru->forward(r);
   trace_output("reslayers_out", "3 x RU", r, count(child("reslayers_out")));
-  out.logits = out_conv_->forward(r);
+  out.logits = out_conv_->forward(out_dropout_->forward(r));
   trace_output("out_conv", "Conv1x1 (logits)", out.logits, count(out_conv_));
   return out;
 }

@@ -9,12 +9,16 @@
 // at least 1), so that small experts can be trained on a CPU; width 1 is the published network.
 // Taps: "frrnlayer<i>" = the pooling stream y after encoder stage i (stride 2^i); the MoE gate
 // reads the last one (FRRN-A: "frrnlayer4", 384 x H/16 x W/16).
+// One addition to the reference: a Dropout (rate FRRNConfig::dropout, 0 by default, which returns
+// its input unchanged and draws nothing) before out_conv, named out_dropout; it has no parameters,
+// so state dicts are unchanged, and MC-dropout has a layer to switch on.
 // Tested by tests/models/test_frrn.cpp against PyTorch fixtures (tools/fixtures/make_model_fixtures.py).
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "layers/activation_layers.h"
 #include "models/frrn_blocks.h"
 #include "models/segmentation_model.h"
 
@@ -40,6 +44,8 @@ struct FRRNConfig {
   int64_t num_classes = 38;
   double width = 1.0;
   uint64_t seed = 0;   // initialisation (PyTorch's default initialisers, Philox)
+  double dropout = 0.0;   // rate of the Dropout before out_conv (not in the reference: 0 = identity;
+                          // it is the layer MC-dropout (training/mc_dropout.h) switches on)
 };
 
 class FRRN : public SegmentationModel {
@@ -62,6 +68,7 @@ class FRRN : public SegmentationModel {
   std::shared_ptr<Module> first_;
   std::shared_ptr<Conv2d> first_conv_, divide_, compress_, out_conv_;
   std::shared_ptr<BatchNorm2d> first_bn_;
+  std::shared_ptr<Dropout> out_dropout_;
   std::vector<std::shared_ptr<ResidualUnit>> res_in_, res_out_;
   std::vector<std::shared_ptr<FRRLayer>> encoder_, decoder_;
 };

@@ -50,11 +50,8 @@ int run_attack_config(const ConfigForm& f) {
   MOESEG_CHECK(!needs_eps || (std::isfinite(f.eps) && f.eps > 0), "moeseg attack: --eps must be a finite number > 0, got ",
                f.eps, f.eps == 0 ? " (is --eps missing?)" : "");
   ExperimentConfig c = load_experiment_config(f.config);
-  auto model = build_experiment_model(c);
-  std::string checkpoint = f.checkpoint;
-  const std::string best = c.out + "/best/model.safetensors";
-  if (checkpoint.empty() && std::filesystem::exists(best)) checkpoint = best;
-  if (!checkpoint.empty()) load_checkpoint(*model, checkpoint);
+  std::string checkpoint;
+  auto model = load_trained_experiment_model(c, f.checkpoint, &checkpoint);
   model->to(resolve_device(c.train.device));
 
   AttackSpec spec{f.attack, kind, {}, {}, {}};

@@ -51,10 +51,7 @@ int run_eval(int argc, char** argv) {
   eo.subsets = data::split_csv(subsets);
   const std::string config = configs[0];
   ExperimentConfig c = load_experiment_config(config, sets);
-  auto model = build_experiment_model(c);
-  const std::string best = c.out + "/best/model.safetensors";
-  if (checkpoint.empty() && std::filesystem::exists(best)) checkpoint = best;
-  if (!checkpoint.empty()) load_checkpoint(*model, checkpoint);
+  auto model = load_trained_experiment_model(c, checkpoint, &checkpoint);
   model->to(resolve_device(c.train.device));
   if (eo.examples_per_subset > 0) eo.examples_dir = c.out + "/examples";
   nlohmann::json r = evaluate_on_subsets(*model, c, eo, c.name);

@@ -102,13 +102,7 @@ int run_predict(int argc, char** argv) {
   for (const std::string& f : images) MOESEG_CHECK(fs::is_regular_file(f), "predict: image file '", f, "' does not exist");
 
   ExperimentConfig c = load_experiment_config(config, sets);
-  auto model = build_experiment_model(c);
-  const std::string best = c.out + "/best/model.safetensors";
-  if (checkpoint.empty() && fs::exists(best)) checkpoint = best;
-  if (!checkpoint.empty()) {
-    MOESEG_CHECK(fs::is_regular_file(checkpoint), "predict: checkpoint '", checkpoint, "' does not exist");
-    load_checkpoint(*model, checkpoint);
-  }
+  auto model = load_trained_experiment_model(c, checkpoint, &checkpoint);
   const int64_t C = model->num_classes();
 
   // The inputs: files (no ground truth) or dataset samples.

@@ -38,7 +38,7 @@ int run_reproduce(int argc, char** argv) {
       .option("--dataset", &o.dataset, "D", "synthetic (default) or camvid")
       .option("--data", &o.data_root, "ROOT", "dataset root (default: generated synthetic scenes, ../shared/data/camvid)")
       .option("--from", &o.from, "RUN",
-              "a finished `moeseg reproduce` run whose models the study reuses (required by --study robustness)")
+              "a finished `moeseg reproduce` run whose models a study reuses (robustness, uncertainty)")
       .option("--epochs", &o.epochs, "N", "expert and baseline epochs (overrides the preset)", 1)
       .option("--gate-epochs", &o.gate_epochs, "N", "gate epochs (overrides the preset)", 1)
       .option("--seeds", &o.seeds, "N", "train every model with N seeds; cells are mean ± std (default 1)", 1, 100)

@@ -1,6 +1,9 @@
 // Data, model and augmentation of an experiment config (training/experiment_setup.h).
 #include "training/experiment_setup.h"
 
+#include <filesystem>
+
+#include "core/error.h"
 #include "data/dataset_factory.h"
 #include "models/registry.h"
 
@@ -23,6 +26,20 @@ std::shared_ptr<const data::Dataset> open_experiment_data(const DataConfig& d, c
 
 std::shared_ptr<SegmentationModel> build_experiment_model(const ExperimentConfig& c) {
   return make_model_from_config(c.model, c.base_dir);
+}
+
+std::shared_ptr<SegmentationModel> load_trained_experiment_model(const ExperimentConfig& c, const std::string& checkpoint,
+                                                                 std::string* used) {
+  auto model = build_experiment_model(c);
+  std::string file = checkpoint;
+  const std::string best = c.out + "/best/model.safetensors";
+  if (file.empty() && std::filesystem::exists(best)) file = best;
+  if (!file.empty()) {
+    MOESEG_CHECK(std::filesystem::is_regular_file(file), c.name, ": checkpoint '", file, "' does not exist");
+    load_checkpoint(*model, file);
+  }
+  if (used) *used = file;
+  return model;
 }
 
 data::AugmentConfig augment_for(const DataConfig& d, bool train, int ignore_index) {

@@ -22,6 +22,13 @@ std::shared_ptr<const data::Dataset> open_experiment_data(const DataConfig& d, c
 // The model of a config (registry JSON, relative paths against the config's folder).
 std::shared_ptr<SegmentationModel> build_experiment_model(const ExperimentConfig& c);
 
+// The config's model with its trained weights, on the CPU: `checkpoint` when given (it must
+// exist), else <out>/best/model.safetensors when the run has one, else the weights the model
+// config itself names (an ensemble's members). `used` gets the file loaded ("" for none).
+std::shared_ptr<SegmentationModel> load_trained_experiment_model(const ExperimentConfig& c,
+                                                                 const std::string& checkpoint = "",
+                                                                 std::string* used = nullptr);
+
 // The augmentation of the config's preset: training (random flip for "reference") or evaluation.
 data::AugmentConfig augment_for(const DataConfig& d, bool train, int ignore_index);
 

@@ -32,53 +32,106 @@ std::string percent_cell(const ResultRow& r, size_t k) {
 }
 }  // namespace
 
-std::string markdown_table(const std::vector<std::string>& columns, const std::vector<ResultRow>& rows) {
+std::string markdown_table(const TextTable& t) {
   std::ostringstream o;
-  o << "| Model |";
-  for (auto& c : columns) o << " " << c << " |";
-  o << "\n|---|";
-  for (size_t i = 0; i < columns.size(); ++i) o << "---:|";
+  o << "|";
+  for (auto& c : t.header) o << " " << c << " |";
+  o << "\n|";
+  for (size_t i = 0; i < t.header.size(); ++i) o << (i < t.left ? "---|" : "---:|");
   o << "\n";
-  for (auto& r : rows) {
-    o << "| " << r.model << " |";
-    for (size_t k = 0; k < r.miou.size(); ++k) {
-      o << " " << percent_cell(r, k) << " |";
-    }
+  for (auto& r : t.rows) {
+    o << "|";
+    for (auto& c : r) o << " " << c << " |";
     o << "\n";
   }
   return o.str();
 }
 
+namespace {
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char ch : s) {
+    switch (ch) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += ch;
+    }
+  }
+  return o;
+}
+
+void html_table(std::ostringstream& o, const TextTable& t) {
+  o << "<table><tr>";
+  for (auto& c : t.header) o << "<th>" << html_escape(c) << "</th>";
+  o << "</tr>\n";
+  for (auto& r : t.rows) {
+    o << "<tr>";
+    for (size_t i = 0; i < r.size(); ++i)
+      o << (i < t.left ? "<td class=\"l\">" : "<td>") << html_escape(r[i]) << "</td>";
+    o << "</tr>\n";
+  }
+  o << "</table>\n";
+}
+
+TextTable miou_text_table(const std::vector<std::string>& columns, const std::vector<ResultRow>& rows) {
+  TextTable t;
+  t.header.push_back("Model");
+  t.header.insert(t.header.end(), columns.begin(), columns.end());
+  for (auto& r : rows) {
+    std::vector<std::string> cells{r.model};
+    for (size_t k = 0; k < r.miou.size(); ++k) cells.push_back(percent_cell(r, k));
+    t.rows.push_back(std::move(cells));
+  }
+  return t;
+}
+
+}  // namespace
+
+std::string markdown_table(const std::vector<std::string>& columns, const std::vector<ResultRow>& rows) {
+  return markdown_table(miou_text_table(columns, rows));
+}
+
+void write_html_page(const std::string& path, const std::string& title, const std::string& intro,
+                     const std::vector<HtmlSection>& sections) {
+  std::ostringstream o;
+  o << "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" << html_escape(title)
+    << "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
+       "margin-bottom:1em}td,th{border:1px solid #aaa;padding:3px 8px;text-align:right}td.l{text-align:left}"
+       "figure{display:inline-block;margin:4px}img{image-rendering:pixelated;width:256px}</style></head><body>\n";
+  o << "<h1>" << html_escape(title) << "</h1>\n<p>" << html_escape(intro) << "</p>\n";
+  for (const HtmlSection& s : sections) {
+    if (!s.heading.empty()) o << "<h2>" << html_escape(s.heading) << "</h2>\n";
+    if (!s.text.empty()) o << "<p>" << html_escape(s.text) << "</p>\n";
+    for (const TextTable& t : s.tables) html_table(o, t);
+    for (auto& [caption, file] : s.svg_files) {
+      std::ifstream f(file);
+      if (!f.good()) continue;
+      std::stringstream ss;
+      ss << f.rdbuf();
+      o << "<figure>" << ss.str() << "<figcaption>" << html_escape(caption) << "</figcaption></figure>\n";
+    }
+    for (auto& [caption, rel] : s.images)
+      o << "<figure><img src=\"" << html_escape(rel) << "\"><figcaption>" << html_escape(caption)
+        << "</figcaption></figure>\n";
+  }
+  o << "</body></html>\n";
+  write_file_atomic(path, o.str());
+}
+
 void write_html_report(const std::string& path, const std::string& title, const std::string& intro,
                        const std::vector<std::string>& columns, const std::vector<ResultRow>& rows,
                        const std::vector<std::pair<std::string, std::string>>& svg_files,
-                       const std::vector<std::pair<std::string, std::string>>& images) {
-  std::ostringstream o;
-  o << "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" << title
-    << "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-       "td,th{border:1px solid #aaa;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
-       "figure{display:inline-block;margin:4px}img{image-rendering:pixelated;width:256px}</style></head><body>\n";
-  o << "<h1>" << title << "</h1>\n<p>" << intro << "</p>\n<h2>mIoU (%)</h2>\n<table><tr><th>Model</th>";
-  for (auto& c : columns) o << "<th>" << c << "</th>";
-  o << "</tr>\n";
-  for (auto& r : rows) {
-    o << "<tr><td>" << r.model << "</td>";
-    for (size_t k = 0; k < r.miou.size(); ++k) o << "<td>" << percent_cell(r, k) << "</td>";
-    o << "</tr>\n";
-  }
-  o << "</table>\n<h2>Training curves</h2>\n";
-  for (auto& [caption, file] : svg_files) {
-    std::ifstream f(file);
-    if (!f.good()) continue;
-    std::stringstream ss;
-    ss << f.rdbuf();
-    o << "<figure>" << ss.str() << "<figcaption>" << caption << "</figcaption></figure>\n";
-  }
-  o << "<h2>Example predictions</h2>\n";
-  for (auto& [caption, rel] : images)
-    o << "<figure><img src=\"" << rel << "\"><figcaption>" << caption << "</figcaption></figure>\n";
-  o << "</body></html>\n";
-  write_file_atomic(path, o.str());
+                       const std::vector<std::pair<std::string, std::string>>& images,
+                       const std::vector<HtmlSection>& more) {
+  std::vector<HtmlSection> sections;
+  sections.push_back({"mIoU (%)", "", {miou_text_table(columns, rows)}, {}, {}});
+  if (!svg_files.empty()) sections.push_back({"Training curves", "", {}, svg_files, {}});
+  if (!images.empty()) sections.push_back({"Example predictions", "", {}, {}, images});
+  sections.insert(sections.end(), more.begin(), more.end());
+  write_html_page(path, title, intro, sections);
 }
 
 }  // namespace moeseg

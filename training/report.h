@@ -20,11 +20,32 @@ struct ResultRow {
   std::vector<double> miou_std;   // per column, the spread over seeds; empty or NaN = not shown
 };
 std::string markdown_table(const std::vector<std::string>& columns, const std::vector<ResultRow>& rows);
-// A self-contained HTML page: title, the table, the SVG curves (inlined) and example images
-// (relative paths).
+// A table of text cells: the first `left` columns left-aligned, the others right-aligned.
+struct TextTable {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  size_t left = 1;
+};
+std::string markdown_table(const TextTable& t);
+
+// One part of an HTML page: a heading, a paragraph, tables, SVG files (inlined) and pictures
+// (paths relative to the page), each figure with its caption. Empty parts are left out.
+struct HtmlSection {
+  std::string heading, text;
+  std::vector<TextTable> tables;
+  std::vector<std::pair<std::string, std::string>> svg_files;   // (caption, file)
+  std::vector<std::pair<std::string, std::string>> images;      // (caption, relative path)
+};
+// A self-contained page of sections (text is HTML-escaped; image paths are used as given).
+void write_html_page(const std::string& path, const std::string& title, const std::string& intro,
+                     const std::vector<HtmlSection>& sections);
+
+// The reproduce page: title, the mIoU table, the SVG curves (inlined) and example images
+// (relative paths), then any further sections.
 void write_html_report(const std::string& path, const std::string& title, const std::string& intro,
                        const std::vector<std::string>& columns, const std::vector<ResultRow>& rows,
                        const std::vector<std::pair<std::string, std::string>>& svg_files,
-                       const std::vector<std::pair<std::string, std::string>>& images);
+                       const std::vector<std::pair<std::string, std::string>>& images,
+                       const std::vector<HtmlSection>& more = {});
 
 }  // namespace moeseg

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/safetensors.h"
+#include "tests/support/markdown_rows.h"
 #include "tests/support/small_cli_case.h"
 #include "tests/support/temp_dir.h"
 
@@ -25,33 +26,7 @@ namespace {
 
 using moeseg::testing::run_cli_capture;
 
-// The line of `text` that starts with `prefix` ("" when none).
-std::string line_starting(const std::string& text, const std::string& prefix) {
-  std::istringstream s(text);
-  for (std::string l; std::getline(s, l);)
-    if (l.rfind(prefix, 0) == 0) return l;
-  return "";
-}
-
-// The cells of a markdown row after its first (the row's name), as numbers (NaN if not one).
-std::vector<double> cells(const std::string& line) {
-  std::vector<double> v;
-  std::istringstream s(line);
-  std::string c;
-  std::getline(s, c, '|');   // before the first |
-  std::getline(s, c, '|');   // the name
-  while (std::getline(s, c, '|')) {
-    if (c.find_first_not_of(' ') == std::string::npos) continue;
-    try {
-      size_t used = 0;
-      const double x = std::stod(c, &used);
-      v.push_back(c.find_first_not_of(' ', used) == std::string::npos ? x : NAN);
-    } catch (...) {
-      v.push_back(NAN);
-    }
-  }
-  return v;
-}
+using moeseg::testing::line_starting;
 
 const char* kRows[] = {"Baseline",      "Highway expert",    "Urban expert",   "Ensemble mean",        "Ensemble max",
                        "MoE simple",    "MoE simple + conv", "MoE class-wise", "MoE class-wise + conv"};
@@ -78,7 +53,7 @@ TEST_CASE("reproduce --study robustness on a tiny run: table, results.json, tran
     const std::string row = line_starting(out, std::string("| ") + kRows[i] + " |");
     INFO(kRows[i], ": ", row);
     REQUIRE(!row.empty());
-    const std::vector<double> v = cells(row);
+    const std::vector<double> v = moeseg::testing::numeric_cells(row);
     REQUIRE(v.size() == 4);
     for (double x : v) {
       CHECK(std::isfinite(x));

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/json_checks.h"
+#include "core/wall_clock.h"
 #include "core/safetensors.h"
 #include "data/synthetic_scenes.h"
 #include "models/registry.h"
@@ -24,19 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  MOESEG_CHECK(f.good(), "reproduce: cannot open the study config ", path);
-  try {
-    return json::parse(f);
-  } catch (const json::exception& e) {
-    MOESEG_FAIL(path, ": invalid JSON: ", e.what());
-  }
-}
 
 const json& preset_of(const json& study, const std::string& name) {
   MOESEG_CHECK(study.contains("presets") && study["presets"].is_object(), "reproduce: the study config has no presets");
@@ -204,7 +192,7 @@ json model_level_moe_experiments(const json& S, const std::string& preset, const
 int run_model_level_moe(const StudyOptions& opt) {
   MOESEG_CHECK(opt.dataset == "synthetic" || opt.dataset == "camvid", "reproduce: --dataset must be synthetic or camvid");
   MOESEG_CHECK(opt.seeds >= 1, "reproduce: --seeds ", opt.seeds, " must be at least 1");
-  json S = read_json(opt.study_config);
+  json S = read_json_file(opt.study_config, "reproduce: the study config");
   const std::string preset = opt.preset.empty() ? (opt.dataset == "camvid" ? "camvid-cpu" : "cpu") : opt.preset;
   preset_of(S, preset);   // names the known presets when it is not one
   json& P = S["presets"][preset];

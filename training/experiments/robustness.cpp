@@ -11,13 +11,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/device_probe.h"
 #include "core/error.h"
 #include "core/json_checks.h"
 #include "core/safetensors.h"
-#include "models/registry.h"
-#include "training/checkpoint.h"
-#include "training/experiment_setup.h"
+#include "core/wall_clock.h"
+#include "training/experiments/finished_run.h"
 #include "training/report.h"
 #include "training/robustness.h"
 
@@ -28,39 +26,10 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-json read_json_file(const std::string& path, const std::string& what) {
-  std::ifstream f(path);
-  MOESEG_CHECK(f.good(), "reproduce --study robustness: cannot open ", what, " ", path);
-  try {
-    return json::parse(f);
-  } catch (const json::exception& e) {
-    MOESEG_FAIL(path, ": invalid JSON: ", e.what());
-  }
-}
-
-struct Member {
-  std::string name, title;
-  ExperimentConfig config;
-  std::shared_ptr<SegmentationModel> model;
-  std::string weights;   // "" = weights from the model config (ensembles)
-  Tensor delta;          // its universal δ
+// A model of the run and its universal δ.
+struct Member : RunModel {
+  Tensor delta;
 };
-
-// A list of strings of the preset, e.g. "subsets": ["highway", "urban", "all"].
-std::vector<std::string> string_list(const json& P, const char* key, const std::string& where) {
-  MOESEG_CHECK(P.contains(key) && P.at(key).is_array() && !P.at(key).empty(), where, ": key '", key,
-               "' must be a non-empty list of strings");
-  std::vector<std::string> v;
-  for (const json& e : P.at(key)) {
-    MOESEG_CHECK(e.is_string(), where, ": key '", key, "' must list strings, got ", json_text(e));
-    v.push_back(e.get<std::string>());
-  }
-  return v;
-}
 
 std::string cell(double v) {
   char b[32];
@@ -73,31 +42,17 @@ std::string cell(double v) {
 
 int run_robustness_study(const StudyOptions& opt) {
   const char* where = "reproduce --study robustness";
-  MOESEG_CHECK(!opt.from.empty(), where,
-               ": --from RUN is required: the folder of a finished `moeseg reproduce` run (e.g. runs/reproduce) whose "
-               "nine models are attacked; make one with `moeseg reproduce --out RUN` first");
   MOESEG_CHECK(opt.seeds == 1, where, ": --seeds does not apply (the study attacks seed 0's models of --from)");
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string run = fs::weakly_canonical(opt.from).string();
-  const json R = read_json_file(run + "/results.json", "the results of the run given by --from (is it finished?)");
-  MOESEG_CHECK(R.value("study", "") == "model_level_moe" && R.contains("models") && R["models"].is_array() &&
-                   !R["models"].empty(),
-               where, ": ", run, "/results.json is not the result of a model_level_moe run");
-  const json S = read_json_file(opt.study_config, "the study config");
-  MOESEG_CHECK(S.contains("presets") && S["presets"].is_object(), where, ": ", opt.study_config, " has no presets");
-  // Default preset: the run's own (tiny for a tiny run) when the study config has it, else cpu.
-  std::string preset = opt.preset;
-  if (preset.empty()) preset = S["presets"].contains(R.value("preset", "")) ? R.value("preset", "") : "cpu";
-  if (!S["presets"].contains(preset)) {
-    std::string known;
-    for (auto& [k, v] : S["presets"].items()) known += (known.empty() ? "" : ", ") + k;
-    MOESEG_FAIL(where, ": unknown preset '", preset, "' (known: ", known, ")");
-  }
-  const json& P = S["presets"][preset];
+  FinishedRun run_models = load_finished_run(opt.from, where);
+  const std::string& run = run_models.dir;
+  const json S = read_json_file(opt.study_config, std::string(where) + ": the study config");
+  std::string preset;
+  const json& P = choose_study_preset(S, opt.study_config, opt.preset, run_models.preset, where, &preset);
   const std::string pw = opt.study_config + ": presets." + preset;
   check_keys(P, {"comment", "subsets", "max_test", "batch", "fgsm", "pgd", "universal", "transfer"}, pw);
   RobustnessOptions ro;
-  ro.subsets = string_list(P, "subsets", pw);
+  ro.subsets = get_required_strings(P, "subsets", pw);
   ro.max_images = static_cast<int>(get_required_int_in(P, "max_test", 0, 1 << 24, pw));
   ro.batch = static_cast<int>(get_required_int_in(P, "batch", 1, 4096, pw));
   ro.quiet = opt.quiet;
@@ -140,31 +95,16 @@ int run_robustness_study(const StudyOptions& opt) {
     us.batch = static_cast<int>(get_required_int_in(U, "batch", 1, 4096, w));
     us.max_images = static_cast<int>(get_required_int_in(U, "max_images", 0, 1 << 24, w));
   }
-  const std::vector<std::string> transfer = string_list(P, "transfer", pw);
+  const std::vector<std::string> transfer = get_required_strings(P, "transfer", pw);
   const std::string pgd_col = "PGD-" + std::to_string(pg.pgd.steps);
 
   // ---- the run's models (seed 0: <run>/configs/<name>.json) ------------------------------------
-  const int run_seeds = R.value("seeds", 1);
-  std::printf("[robustness] models of %s (preset %s%s), study preset %s\n", run.c_str(), R.value("preset", "?").c_str(),
+  const int run_seeds = run_models.seeds;
+  std::printf("[robustness] models of %s (preset %s%s), study preset %s\n", run.c_str(), run_models.preset.c_str(),
               run_seeds > 1 ? (", " + std::to_string(run_seeds) + " seeds: seed 0's models are used").c_str() : "",
               preset.c_str());
   std::vector<Member> members;
-  for (const json& m : R["models"]) {
-    Member e;
-    e.name = m.at("name").get<std::string>();
-    e.title = m.at("title").get<std::string>();
-    const std::string cfg = run + "/configs/" + e.name + ".json";
-    MOESEG_CHECK(fs::exists(cfg), where, ": ", cfg, " is missing (the run's config of ", e.title, ")");
-    e.config = load_experiment_config(cfg);
-    e.model = build_experiment_model(e.config);
-    const std::string best = e.config.out + "/best/model.safetensors";
-    if (fs::exists(best)) {
-      load_checkpoint(*e.model, best);
-      e.weights = best;
-    }
-    e.model->to(resolve_device(e.config.train.device));
-    members.push_back(std::move(e));
-  }
+  for (RunModel& m : run_models.models) members.push_back(Member{m, {}});
   for (const std::string& t : transfer)
     MOESEG_CHECK(std::any_of(members.begin(), members.end(), [&](const Member& m) { return m.name == t; }), pw,
                  ".transfer names '", t, "', which is not a model of ", run);
@@ -228,24 +168,23 @@ int run_robustness_study(const StudyOptions& opt) {
         tev.push_back(&models[i]["evaluation"]);
       }
   json matrix = json::array();
-  std::string tmd = "| δ made on ↓ / evaluated on → |";
-  for (const Member* b : tm) tmd += " " + b->title + " |";
-  tmd += "\n|---|";
-  for (size_t j = 0; j < tm.size(); ++j) tmd += "---:|";
-  tmd += "\n";
+  TextTable transfer_table;
+  transfer_table.header.push_back("δ made on ↓ / evaluated on →");
+  for (const Member* b : tm) transfer_table.header.push_back(b->title);
   for (const Member* a : tm) {
     json mrow = json::array();
-    tmd += "| " + a->title + " |";
+    std::vector<std::string> cells{a->title};
     for (size_t j = 0; j < tm.size(); ++j) {
       std::string key = "universal";
       if (tm[j] != a) key = std::string("delta:").append(a->name);
       const double v = attacked_miou(*tev[j], key, table_subset);
       mrow.push_back(std::isfinite(v) ? json(v) : json());
-      tmd.append(" ").append(cell(v)).append(" |");   // not " " + cell(v): GCC 12 -Wrestrict false positive
+      cells.push_back(cell(v));
     }
-    tmd += "\n";
+    transfer_table.rows.push_back(std::move(cells));
     matrix.push_back(mrow);
   }
+  const std::string tmd = markdown_table(transfer_table);
   json tnames = json::array(), ttitles = json::array();
   for (const Member* b : tm) {
     tnames.push_back(b->name);
@@ -280,7 +219,12 @@ int run_robustness_study(const StudyOptions& opt) {
                 "training images per domain). mIoU %%. Total wall time %.0f s.",
                 run.c_str(), ro.max_images, fg.fgsm.eps, pgd_col.c_str(), pg.pgd.eps, us.attack.eps, us.attack.epochs,
                 us.max_images, total);
-  write_html_report(out + "/report.html", "moeseg reproduce: robustness", intro, columns, table, {}, {});
+  HtmlSection transfer_section{"Transfer of universal deltas (mIoU %, highway + urban)", "", {transfer_table}, {}, {}};
+  HtmlSection delta_section{"Universal deltas",
+                            "Each model's delta, mapped from [-eps, eps] to [0, 255] per channel (grey = 0).", {}, {}, {}};
+  for (const Member& m : members) delta_section.images.emplace_back(m.title, "deltas/" + m.name + ".png");
+  write_html_report(out + "/report.html", "moeseg reproduce: robustness", intro, columns, table, {}, {},
+                    {transfer_section, delta_section});
   std::printf("\nmIoU (%%) on highway + urban under attack (models of %s%s; FGSM eps %g, %s eps %g, universal eps "
               "%g):\n\n%s\nTransfer of universal deltas, mIoU (%%) on highway + urban:\n\n%s\nwall time %.1fs; wrote "
               "%s/results.json and %s/report.html\n",

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "training/experiments/model_level_moe.h"
 #include "training/experiments/robustness.h"
+#include "training/experiments/uncertainty_study.h"
 
 namespace moeseg {
 
@@ -12,12 +13,16 @@ std::vector<std::pair<std::string, std::string>> known_studies() {
            "FRRN-A experts, baseline, ensembles and four MoE gates, mIoU per test subset (spec §1.5-1.9)"},
           {"robustness",
            "the nine models of a finished run (--from RUN) clean, under FGSM, PGD-10 and a universal delta, and the "
-           "transfer matrix (spec §1.10)"}};
+           "transfer matrix (spec §1.10)"},
+          {"uncertainty",
+           "uncertainty measures (PE, MI, EV, gate entropy) of the MoEs' member sets, the ensemble and MC-dropout of a "
+           "finished run (--from RUN): ECE, MCE, Brier, NLL, AUROC, PAvPU clean, corrupted and OOD (spec §1.11)"}};
 }
 
 int run_study(const StudyOptions& opt) {
   if (opt.study == "model_level_moe") return run_model_level_moe(opt);
   if (opt.study == "robustness") return run_robustness_study(opt);
+  if (opt.study == "uncertainty") return run_uncertainty_study(opt);
   std::string names;
   for (auto& [n, d] : known_studies()) names += (names.empty() ? "" : ", ") + n;
   MOESEG_FAIL("reproduce: unknown study '", opt.study, "' (known: ", names, ")");
