@@ -23,6 +23,10 @@ inline StridedLayout to_kernel_layout(const GpuStridedLayout& g) {
   return l;
 }
 
+static_assert(kGpuUncertaintyMaxMembers == kUncertaintyMaxMembers && kGpuCalibrationThresholds == kCalibrationThresholds &&
+                  kGpuCalibrationMaxBins == kCalibrationMaxBins,
+              "gpu_kernels.h's uncertainty limits must match cuda_kernels.cuh's");
+
 inline GpuKernels make_gpu_kernel_table(const char* name) {
   GpuKernels t{};
   t.name = name;
@@ -150,6 +154,23 @@ inline GpuKernels make_gpu_kernel_table(const char* name) {
                                             float* gb, float* ws, int N, int Cy, int h, int w, int Cz, int H,
                                             int W) {
     frru_conv1x1_upsample_add_backward(gzo, y, wt, gy, gw, gb, ws, N, Cy, h, w, Cz, H, W);
+  };
+  t.class_softmax = [](const float* x, float* p, int N, int C, int64_t HW) { class_softmax(x, p, N, C, HW); };
+  t.uncertainty_pixel_maps = [](const float* const* mp, int M, const float* gate, int G, int N, int C, int64_t HW,
+                                double* pbar, int64_t* pred, double* pe, double* mi, double* sd) {
+    uncertainty_pixel_maps(mp, M, gate, G, N, C, HW, pbar, pred, pe, mi, sd);
+  };
+  t.gate_entropy_workspace_floats = [](int N, int G) { return gate_entropy_workspace_floats(N, G); };
+  t.gate_entropy_map = [](const float* g, const int64_t* pred, int N, int G, int E, int64_t HW, int r, double* out,
+                          float* ws) { gate_entropy_map(g, pred, N, G, E, HW, r, out, ws); };
+  t.divide_by_max_workspace_floats = [](int64_t n) { return divide_by_max_workspace_floats(n); };
+  t.divide_by_max = [](const double* x, int64_t n, double* out, float* ws) { divide_by_max(x, n, out, ws); };
+  t.divide_by = [](const double* x, int64_t n, double d, double* out) { divide_by(x, n, d, out); };
+  t.calibration_result_slots = [](int bins) { return calibration_result_slots(bins); };
+  t.calibration_workspace_floats = [](int N, int64_t HW, int bins) { return calibration_workspace_floats(N, HW, bins); };
+  t.calibration_histogram = [](const double* p, const int64_t* y, const double* u, int64_t ignore, int N, int C,
+                               int64_t HW, int bins, unsigned char* st, double* res, float* ws) {
+    calibration_histogram(p, y, u, ignore, N, C, HW, bins, st, res, ws);
   };
   return t;
 }

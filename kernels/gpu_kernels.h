@@ -25,6 +25,12 @@ struct GpuStridedLayout {   // same fields as cuda_kernels.cuh's StridedLayout
   int64_t strides[8] = {};
 };
 
+// Limits of the uncertainty_measures.cu launchers (= cuda_kernels.cuh's kUncertaintyMaxMembers,
+// kCalibrationThresholds, kCalibrationMaxBins; gpu_kernel_table.h checks they agree).
+constexpr int kGpuUncertaintyMaxMembers = 16;
+constexpr int kGpuCalibrationThresholds = 50;
+constexpr int kGpuCalibrationMaxBins = 32;
+
 struct GpuKernels {
   const char* name;   // "cuda" (nvcc) or "cuda-on-cpu"
 
@@ -128,6 +134,23 @@ struct GpuKernels {
   void (*frru_conv1x1_upsample_add_backward)(const float* grad_z_out, const float* y_out, const float* weight,
                                              float* grad_y_out, float* grad_weight, float* grad_bias,
                                              float* workspace, int N, int Cy, int h, int w, int Cz, int H, int W);
+
+  // uncertainty_measures.cu (maths and slot layout in cuda_kernels.cuh; results in double)
+  void (*class_softmax)(const float* logits, float* probs, int N, int C, int64_t HW);
+  void (*uncertainty_pixel_maps)(const float* const* member_probs, int M, const float* gate, int G, int N, int C,
+                                 int64_t HW, double* mean_probs, int64_t* predicted, double* predictive_entropy,
+                                 double* mutual_information, double* std_at_class);
+  size_t (*gate_entropy_workspace_floats)(int N, int G);
+  void (*gate_entropy_map)(const float* gate, const int64_t* predicted, int N, int G, int E, int64_t HW,
+                           int reduction, double* out, float* workspace);
+  size_t (*divide_by_max_workspace_floats)(int64_t n);
+  void (*divide_by_max)(const double* x, int64_t n, double* out, float* workspace);
+  void (*divide_by)(const double* x, int64_t n, double divisor, double* out);
+  int (*calibration_result_slots)(int bins);
+  size_t (*calibration_workspace_floats)(int N, int64_t HW, int bins);
+  void (*calibration_histogram)(const double* mean_probs, const int64_t* labels, const double* uncertainty,
+                                int64_t ignore_index, int N, int C, int64_t HW, int bins, unsigned char* status,
+                                double* result, float* workspace);
 
   // ---- vendor libraries: only in the GPU table (nullptr in the CUDA-on-CPU one) ----------------
   // cuBLAS, row-major: C[M,N] = alpha * op(A) op(B) + beta * C with op(X) = X or X^T; lda, ldb and

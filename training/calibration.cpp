@@ -1,6 +1,9 @@
 // Calibration metrics (definitions in training/calibration.h): a streaming accumulator of bin
 // counts and sums, per-threshold counts, and the exact (score, incorrect) list for the AUROC.
-// Sums run in float64, in pixel order, so results are deterministic.
+// Sums run in float64, in pixel order, so results are deterministic. CUDA probabilities: one launch
+// of the calibration kernel per batch (kernels/uncertainty_measures.h: block partials summed in a
+// fixed order, so also deterministic; the batch's sums are added here), only the per-pixel
+// (uncertainty, correct) pairs of the AUROC come back to the host.
 #include "training/calibration.h"
 
 #include <algorithm>
@@ -9,6 +12,8 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/device_fallback.h"
+#include "kernels/uncertainty_measures.h"
 
 namespace moeseg {
 
@@ -56,6 +61,8 @@ CalibrationAccumulator::CalibrationAccumulator(int64_t ignore_index, int bins)
   n_certain_.assign(thresholds_.size(), 0);
   n_acc_cert_.assign(thresholds_.size(), 0);
   n_inacc_unc_.assign(thresholds_.size(), 0);
+  first_certain_correct_.assign(thresholds_.size() + 1, 0);
+  first_certain_incorrect_.assign(thresholds_.size() + 1, 0);
 }
 
 void CalibrationAccumulator::add_to_bins(Bins& b, double q, bool correct) {
@@ -97,6 +104,32 @@ void CalibrationAccumulator::add(const Tensor& mean_probs_in, const Tensor& labe
                labels_in.str(), ", expected int64 [", N, ", ", H, ", ", W, "]");
   MOESEG_CHECK(uncertainty_in.shape() == Shape({N, H, W}), "calibration: uncertainty ", uncertainty_in.str(),
                ", expected [", N, ", ", H, ", ", W, "]");
+  if (on_cuda(mean_probs_in)) {
+    const Device d = mean_probs_in.device();
+    const CalibrationCounts k =
+        calibration_counts(mean_probs_in, labels_in.to(d), uncertainty_in.detach().to(d), ignore_index_, nbins_);
+    n_ += k.n;
+    n_correct_ += k.n_correct;
+    brier_mc_ += k.brier_multiclass_sum;
+    nll_ += k.nll_sum;
+    brier_ref_ += k.brier_reference_sum;
+    nll_ref_ += k.nll_reference_sum;
+    for (size_t b = 0; b < static_cast<size_t>(nbins_); ++b) {
+      bins_.count[b] += k.count[b], bins_.conf_sum[b] += k.conf_sum[b], bins_.correct_sum[b] += k.correct_sum[b];
+      bins_ref_.count[b] += k.count_reference[b], bins_ref_.conf_sum[b] += k.conf_sum_reference[b];
+      bins_ref_.correct_sum[b] += k.correct_sum_reference[b];
+    }
+    MOESEG_CHECK(k.n_certain.size() == thresholds_.size(), "calibration: ", k.n_certain.size(), " thresholds from the kernel, expected ",
+                 thresholds_.size());
+    for (size_t t = 0; t < thresholds_.size(); ++t) {
+      n_certain_[t] += k.n_certain[t];
+      n_acc_cert_[t] += k.n_accurate_certain[t];
+      n_inacc_unc_[t] += k.n_inaccurate_uncertain[t];
+    }
+    scores_.insert(scores_.end(), k.scores.begin(), k.scores.end());
+    incorrect_.insert(incorrect_.end(), k.incorrect.begin(), k.incorrect.end());
+    return;
+  }
   Tensor p = mean_probs_in.detach().to(Device{}).to(DType::Float64).contiguous();
   Tensor y = labels_in.to(Device{}).contiguous();
   Tensor u = uncertainty_in.detach().to(Device{}).to(DType::Float64).contiguous();
@@ -131,12 +164,10 @@ void CalibrationAccumulator::add(const Tensor& mean_probs_in, const Tensor& labe
       brier_ref_ += (q - (correct ? 1.0 : 0.0)) * (q - (correct ? 1.0 : 0.0));
       const double qc = std::clamp(q, 1e-15, 1.0 - 1e-15);
       nll_ref_ += correct ? -std::log(qc) : -std::log(1.0 - qc);
-      for (size_t k = 0; k < thresholds_.size(); ++k) {
-        const bool certain = unc < thresholds_[k];
-        n_certain_[k] += certain;
-        n_acc_cert_[k] += certain && correct;
-        n_inacc_unc_[k] += !certain && !correct;
-      }
+      // certain at t_k iff unc < t_k: from the first such k on (the thresholds increase; NaN: never)
+      const size_t first = static_cast<size_t>(
+          std::upper_bound(thresholds_.begin(), thresholds_.end(), unc) - thresholds_.begin());
+      ++(correct ? first_certain_correct_ : first_certain_incorrect_)[first];
       scores_.push_back(unc);
       incorrect_.push_back(correct ? 0 : 1);
     }
@@ -161,11 +192,22 @@ CalibrationMetrics CalibrationAccumulator::result() const {
   }
   m.thresholds = thresholds_;
   const int64_t n_inacc = n_ - n_correct_;
+  // The CPU path's histograms as counts per threshold: certain at k = first index <= k.
+  std::vector<int64_t> certain = n_certain_, acc_cert = n_acc_cert_, inacc_unc = n_inacc_unc_;
+  int64_t correct_upto = 0, incorrect_upto = 0, incorrect_all = 0;
+  for (int64_t c : first_certain_incorrect_) incorrect_all += c;
   for (size_t k = 0; k < thresholds_.size(); ++k) {
-    m.p_accurate_given_certain.push_back(ratio(n_acc_cert_[k], n_certain_[k]));
-    m.p_uncertain_given_inaccurate.push_back(ratio(n_inacc_unc_[k], n_inacc));
-    m.pavpu_reference.push_back(ratio(n_acc_cert_[k] + n_inacc_unc_[k], n_certain_[k] + n_inacc));
-    m.pavpu_standard.push_back(ratio(n_acc_cert_[k] + n_inacc_unc_[k], n_));
+    correct_upto += first_certain_correct_[k];
+    incorrect_upto += first_certain_incorrect_[k];
+    certain[k] += correct_upto + incorrect_upto;
+    acc_cert[k] += correct_upto;
+    inacc_unc[k] += incorrect_all - incorrect_upto;
+  }
+  for (size_t k = 0; k < thresholds_.size(); ++k) {
+    m.p_accurate_given_certain.push_back(ratio(acc_cert[k], certain[k]));
+    m.p_uncertain_given_inaccurate.push_back(ratio(inacc_unc[k], n_inacc));
+    m.pavpu_reference.push_back(ratio(acc_cert[k] + inacc_unc[k], certain[k] + n_inacc));
+    m.pavpu_standard.push_back(ratio(acc_cert[k] + inacc_unc[k], n_));
   }
   return m;
 }

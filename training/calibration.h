@@ -82,7 +82,10 @@ class CalibrationAccumulator {
   double brier_mc_ = 0, nll_ = 0, brier_ref_ = 0, nll_ref_ = 0;
   Bins bins_, bins_ref_;
   std::vector<double> thresholds_;
-  std::vector<int64_t> n_certain_, n_acc_cert_, n_inacc_unc_;   // per threshold
+  std::vector<int64_t> n_certain_, n_acc_cert_, n_inacc_unc_;   // per threshold (the device path's counts)
+  // The CPU path's: pixels by the first threshold index k with u < t_k (thresholds_.size() = never
+  // certain), correct and incorrect apart; result() turns them into the per-threshold counts.
+  std::vector<int64_t> first_certain_correct_, first_certain_incorrect_;
   std::vector<double> scores_;
   std::vector<uint8_t> incorrect_;
 };

@@ -1,13 +1,21 @@
-// Per-pixel uncertainty measures (formulas in training/uncertainty.h). Plain loops over contiguous
-// float64 CPU data, one function per measure: each loop body is what a CUDA kernel will do per
-// pixel later (the issue asks for kernels of these ops; none yet).
+// Per-pixel uncertainty measures (formulas in training/uncertainty.h). CPU tensors: plain loops over
+// contiguous float64 data, one function per measure (the oracle, checked against numpy fixtures).
+// CUDA tensors: the kernels of kernels/cuda/uncertainty_measures.cu through kernels/
+// uncertainty_measures.h, results on the device: members_from_output takes the softmax on the
+// device (float32 probabilities), compute_uncertainty runs mixture, predicted class, PE, MI and
+// the expert std in one launch, then the EV and gate-entropy kernels; normalised_uncertainty
+// divides on the device. Three single measures given someone else's mixture or predicted classes
+// (mutual_information, expert_std_at_class, and entropy_map of a non-float32 map) run the CPU
+// loops on copies and move the result back, saying so once (note_cpu_fallback).
 #include "training/uncertainty.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/device_fallback.h"
 #include "kernels/reduce.h"
+#include "kernels/uncertainty_measures.h"
 
 namespace moeseg {
 
@@ -78,24 +86,49 @@ Tensor softmax_probs_f64(const Tensor& logits) {
   return out;
 }
 
-Members members_from_output(const ModelOutput& out, MemberSet set) {
+Tensor member_probabilities(const Tensor& logits) {
+  // On a CUDA device the members stay there, as float32 probabilities (kernels/uncertainty_measures.h).
+  return on_cuda(logits) ? class_softmax_probs(logits) : softmax_probs_f64(logits);
+}
+
+Members members_from_probs(const ModelOutput& out, MemberSet set, const std::vector<Tensor>& member_probs,
+                           const Tensor& own_probs) {
   Members m;
-  for (const Tensor& l : out.member_logits) m.probs.push_back(softmax_probs_f64(l));
+  m.probs = member_probs;
+  const bool needs_own = set == MemberSet::Stacked || m.probs.empty();
+  MOESEG_CHECK(!needs_own || own_probs.defined(), "uncertainty: member set '", member_set_name(set),
+               "' needs the probabilities of the model's own output");
   if (set == MemberSet::Weighted) {
     MOESEG_CHECK(out.gate.defined(), "uncertainty: member set 'weighted' needs a model with a gate; this model has none");
     MOESEG_CHECK(out.gate.dim() == 3 && out.gate.size(2) == static_cast<int64_t>(m.probs.size()),
                  "uncertainty: member set 'weighted': gate ", out.gate.str(), " does not match ", m.probs.size(),
                  " members");
-    m.gate = f64(out.gate);
+    m.gate = on_cuda(out.gate) ? out.gate.detach() : f64(out.gate);
   } else if (set == MemberSet::Stacked) {
-    m.probs.insert(m.probs.begin(), softmax_probs_f64(out.logits));
+    m.probs.insert(m.probs.begin(), own_probs);
   }
-  if (m.probs.empty()) m.probs.push_back(softmax_probs_f64(out.logits));
+  if (m.probs.empty()) m.probs.push_back(own_probs);
   return m;
+}
+
+Members members_from_output(const ModelOutput& out, MemberSet set) {
+  std::vector<Tensor> members;
+  for (const Tensor& l : out.member_logits) members.push_back(member_probabilities(l));
+  const bool needs_own = set == MemberSet::Stacked || members.empty();
+  return members_from_probs(out, set, members, needs_own ? member_probabilities(out.logits) : Tensor());
 }
 
 Tensor mixture_probs(const std::vector<Tensor>& probs_in, const Tensor& gate_in) {
   check_members(probs_in, "mixture_probs");
+  if (on_cuda(probs_in[0])) {
+    const Shape& s = probs_in[0].shape();
+    MOESEG_CHECK(!gate_in.defined() || (gate_in.dim() == 3 && gate_in.size(0) == s[0] &&
+                                        gate_in.size(2) == static_cast<int64_t>(probs_in.size()) &&
+                                        (gate_in.size(1) == 1 || gate_in.size(1) == s[1])),
+                 "mixture_probs: gate ", gate_in.str(), " does not fit ", probs_in.size(), " members of ", shape_str(s),
+                 " (expected [N, 1 or C, M])");
+    return uncertainty_pixel_maps(probs_in, gate_in).mean_probs;
+  }
   std::vector<Tensor> probs;
   for (const Tensor& p : probs_in) probs.push_back(f64(p));
   const Shape& s = probs[0].shape();
@@ -133,11 +166,13 @@ Tensor mixture_probs(const std::vector<Tensor>& probs_in, const Tensor& gate_in)
 
 Tensor predicted_class(const Tensor& mean_probs) {
   check_probs(mean_probs, "predicted_class");
+  if (on_cuda(mean_probs)) return argmax(mean_probs.detach(), 1);
   return argmax(f64(mean_probs), 1);   // the first maximal class, as everywhere else
 }
 
 Tensor entropy_map(const Tensor& probs) {
   check_probs(probs, "entropy_map");
+  if (on_cuda(probs)) return uncertainty_pixel_maps({probs}, Tensor(), false).predictive_entropy;
   Tensor p = f64(probs);
   const int64_t N = p.size(0), C = p.size(1), HW = p.size(2) * p.size(3);
   Tensor out = Tensor::empty({N, p.size(2), p.size(3)}, DType::Float64);
@@ -158,6 +193,12 @@ Tensor mutual_information(const std::vector<Tensor>& probs, const Tensor& mean_p
   check_members(probs, "mutual_information");
   MOESEG_CHECK(mean_probs.shape() == probs[0].shape(), "mutual_information: mixture ", mean_probs.str(),
                " vs members ", probs[0].str());
+  if (on_cuda(mean_probs) || on_cuda(probs[0])) {
+    note_cpu_fallback("mutual_information", "of a given mixture (compute_uncertainty runs it on the device)");
+    std::vector<Tensor> host;
+    for (const Tensor& p : probs) host.push_back(f64(p));
+    return mutual_information(host, f64(mean_probs)).to(on_cuda(mean_probs) ? mean_probs.device() : probs[0].device());
+  }
   Tensor out = entropy_map(mean_probs);
   double* o = out.data<double>();
   for (const Tensor& p : probs) {
@@ -171,6 +212,12 @@ Tensor mutual_information(const std::vector<Tensor>& probs, const Tensor& mean_p
 Tensor expert_std_at_class(const std::vector<Tensor>& probs_in, const Tensor& predicted) {
   check_members(probs_in, "expert_std_at_class");
   check_predicted(predicted, probs_in[0].shape(), "expert_std_at_class");
+  if (on_cuda(probs_in[0])) {
+    note_cpu_fallback("expert_std_at_class", "at given classes (compute_uncertainty runs it on the device)");
+    std::vector<Tensor> host;
+    for (const Tensor& p : probs_in) host.push_back(f64(p));
+    return expert_std_at_class(host, predicted.to(Device{})).to(probs_in[0].device());
+  }
   std::vector<Tensor> probs;
   for (const Tensor& p : probs_in) probs.push_back(f64(p));
   const Shape& s = probs[0].shape();
@@ -203,6 +250,7 @@ Tensor expert_std_at_class(const std::vector<Tensor>& probs_in, const Tensor& pr
 
 Tensor expert_variance(const std::vector<Tensor>& probs, const Tensor& predicted) {
   Tensor s = expert_std_at_class(probs, predicted);
+  if (on_cuda(s)) return divide_by_max(s);
   double* o = s.data<double>();
   double mx = 0;
   for (int64_t i = 0; i < s.numel(); ++i) mx = std::max(mx, o[i]);
@@ -217,6 +265,8 @@ Tensor gate_entropy(const Tensor& gate_in, const Tensor& predicted, GateReductio
                ", expected [N, G, E] with E >= 2");
   MOESEG_CHECK(predicted.dtype() == DType::Int64 && predicted.dim() == 3 && predicted.size(0) == gate_in.size(0),
                context, ": predicted classes ", predicted.str(), " do not fit gate ", gate_in.str());
+  if (on_cuda(gate_in))
+    return gate_entropy_pixel_map(gate_in, predicted.to(gate_in.device()), static_cast<int>(r));   // enum order = the op's
   Tensor g = f64(gate_in);
   const int64_t N = g.size(0), G = g.size(1), E = g.size(2), HW = predicted.size(1) * predicted.size(2);
   const double logE = std::log(static_cast<double>(E));
@@ -259,6 +309,21 @@ Tensor gate_entropy(const Tensor& gate_in, const Tensor& predicted, GateReductio
 
 UncertaintyMaps compute_uncertainty(const Members& m, const Tensor& gate_for_entropy, GateReduction r) {
   UncertaintyMaps u;
+  if (!m.probs.empty() && on_cuda(m.probs[0])) {   // one launch for the member measures
+    check_members(m.probs, "compute_uncertainty");
+    UncertaintyPixelMaps pm = uncertainty_pixel_maps(m.probs, m.gate, true);
+    u.mean_probs = pm.mean_probs;
+    u.predicted = pm.predicted;
+    u.predictive_entropy = pm.predictive_entropy;
+    u.mutual_information = pm.mutual_information;
+    u.expert_variance = divide_by_max(pm.expert_std);
+    u.classes = u.mean_probs.size(1);
+    if (gate_for_entropy.defined()) {
+      u.gate_entropy = gate_entropy(gate_for_entropy, u.predicted, r);
+      u.experts = gate_for_entropy.size(2);
+    }
+    return u;
+  }
   u.mean_probs = mixture_probs(m.probs, m.gate);
   u.predicted = predicted_class(u.mean_probs);
   u.predictive_entropy = predictive_entropy(u.mean_probs);
@@ -278,6 +343,7 @@ UncertaintyMaps compute_uncertainty(const ModelOutput& out, MemberSet set, GateR
 
 Tensor normalised_uncertainty(const UncertaintyMaps& u, const std::string& measure) {
   auto scaled = [](const Tensor& t, double by) {
+    if (on_cuda(t)) return divide_by(t, by);
     Tensor o = t.to(DType::Float64).contiguous();
     o = Tensor::from_vector(o.to_vector<double>(), o.shape());
     double* p = o.data<double>();

@@ -1,7 +1,8 @@
 // Per-pixel uncertainty measures of MoEs, ensembles and single models (reference §1.11 of
 // spec/reference-systems.md), from the softmax outputs p_m [N, C, H, W] of M members and, for the
-// gate-weighted mixture, the gate g [N, G, E]. All math in float64 on contiguous CPU data; each
-// measure is one function over pixels so that it can get a CUDA kernel later.
+// gate-weighted mixture, the gate g [N, G, E]. CPU tensors: float64 loops over contiguous data
+// (the oracle of the numpy fixtures). CUDA tensors: the kernels of kernels/uncertainty_measures.h
+// (float32 probabilities, double arithmetic), results left on the device.
 //
 //   mixture        p̄_c = Σ_m w_m p_m,c   (w_m = 1/M, or the gate: p̄_c = Σ_e g_{c,e} p_e,c, G = 1 or
 //                  C; with a class-wise gate the result is renormalised over c to sum to 1)
@@ -43,6 +44,9 @@ const char* gate_reduction_name(GateReduction r);
 
 // softmax over dim 1 of logits [N, C, H, W], in float64 on the CPU.
 Tensor softmax_probs_f64(const Tensor& logits);
+// The probabilities the measures take: softmax_probs_f64 of CPU logits, the device's float32
+// softmax of CUDA logits.
+Tensor member_probabilities(const Tensor& logits);
 
 // The members' probabilities (float64 CPU) and the mixture weights (undefined: equal) of a set.
 struct Members {
@@ -51,6 +55,11 @@ struct Members {
 };
 // Throws moeseg::Error for Weighted on a model without a gate or without E = gate.size(2) members.
 Members members_from_output(const ModelOutput& out, MemberSet set);
+// The same from probabilities computed once for several sets of one output: `member_probs` =
+// member_probabilities of each out.member_logits, `own_probs` = that of out.logits (undefined
+// when the set does not need it: it is needed by Stacked and by a model without members).
+Members members_from_probs(const ModelOutput& out, MemberSet set, const std::vector<Tensor>& member_probs,
+                           const Tensor& own_probs);
 
 // ---- the per-pixel measures (float64 [N, H, W] unless said) ----------------------------------
 // p̄ [N, C, H, W]; gate undefined → equal weights.

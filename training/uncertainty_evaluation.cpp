@@ -50,35 +50,20 @@ Tensor corrupt_batch(const Tensor& images, data::Corruption c, int severity, uin
   return out;
 }
 
-// One model's output on a batch with its members' probabilities computed once, for the member
-// sets of its rows (the same sets as members_from_output builds).
+// One model's output on a batch with its members' probabilities computed once for the member
+// sets of its rows (training/uncertainty.h members_from_probs).
 struct CachedOutput {
   ModelOutput out;
-  std::vector<Tensor> member_probs;   // softmax of each member's logits (or of the output if none)
-  Tensor own_probs;                   // softmax of the output, when a stacked set asks
-  Tensor gate;                        // float64, when a weighted set asks
+  std::vector<Tensor> member_probs;
+  Tensor own_probs;   // computed when a set first needs it
 
   explicit CachedOutput(ModelOutput o) : out(std::move(o)) {
-    for (const Tensor& l : out.member_logits) member_probs.push_back(softmax_probs_f64(l));
+    for (const Tensor& l : out.member_logits) member_probs.push_back(member_probabilities(l));
   }
-  Members members(MemberSet set, const std::string& where) {
-    Members m;
-    m.probs = member_probs;
-    if (set == MemberSet::Weighted) {
-      MOESEG_CHECK(out.gate.defined() && out.gate.dim() == 3 &&
-                       out.gate.size(2) == static_cast<int64_t>(member_probs.size()),
-                   where, ": member set 'weighted' needs a gate of one weight per member");
-      if (!gate.defined()) gate = out.gate.detach().to(DType::Float64).contiguous();
-      m.gate = gate;
-    } else if (set == MemberSet::Stacked) {
-      if (!own_probs.defined()) own_probs = softmax_probs_f64(out.logits);
-      m.probs.insert(m.probs.begin(), own_probs);
-    }
-    if (m.probs.empty()) {
-      if (!own_probs.defined()) own_probs = softmax_probs_f64(out.logits);
-      m.probs.push_back(own_probs);
-    }
-    return m;
+  Members members(MemberSet set) {
+    if (!own_probs.defined() && (set == MemberSet::Stacked || member_probs.empty()))
+      own_probs = member_probabilities(out.logits);
+    return members_from_probs(out, set, member_probs, own_probs);
   }
 };
 
@@ -125,7 +110,7 @@ UncertaintyScores mean_scores(const std::vector<UncertaintyScores>& v) {
 }
 
 std::string slug(size_t row, const std::string& measure) {
-  char b[16];
+  char b[32];
   std::snprintf(b, sizeof b, "r%02zu_", row);
   return b + measure;
 }
@@ -297,7 +282,7 @@ std::vector<UncertaintyCell> evaluate_uncertainty(const std::map<std::string, Se
           }
           MOESEG_CHECK(row.set != MemberSet::Weighted || co->out.gate.defined(), where, ": row '", row.members,
                        "': member set 'weighted' needs a gate; model '", row.model, "' has none");
-          const Members mem = co->members(row.mc_dropout ? MemberSet::Plain : row.set, where);
+          const Members mem = co->members(row.mc_dropout ? MemberSet::Plain : row.set);
           const UncertaintyMaps u = compute_uncertainty(mem, co->out.gate, row.reduction);
           const Tensor y = b.labels.to(u.mean_probs.device());
           for (const std::string& measure : row.measures) {

@@ -243,4 +243,76 @@ void frru_conv1x1_upsample_add_backward(const float* grad_z_out, const float* y_
                                         int N, int Cy, int h, int w, int Cz, int H, int W,
                                         cudaStream_t stream = nullptr);
 
+// ---- uncertainty_measures.cu -------------------------------------------------------------------
+// The per-pixel measures of training/uncertainty.h and the per-batch sums of
+// training/calibration.h (maths in the .cu's header). Probabilities are contiguous [N, C, HW];
+// results in double. Deterministic: no atomics, fixed summation orders.
+constexpr int kUncertaintyMaxMembers = 16;   // members one launch takes (the host falls back above)
+constexpr int kCalibrationThresholds = 50;   // t_k = 0.01 + 0.02 k, training/calibration.h
+constexpr int kCalibrationMaxBins = 32;      // reliability bins one launch takes (15 in the reference)
+// probs = softmax over C of logits [N, C, HW] (max-shifted, exp and sum in double, float32 out).
+void class_softmax(const float* logits, float* probs, int N, int C, int64_t HW, cudaStream_t stream = nullptr);
+// member_probs: host array of M (1..kUncertaintyMaxMembers) device pointers to [N, C, HW] float32.
+// gate [N, G, M] float32 (G = 1 or C) or nullptr (equal weights 1/M). Writes, each nullable:
+// mean_probs [N, C, HW] = p̄, predicted [N, HW] = first argmax of p̄, predictive_entropy = H[p̄],
+// mutual_information = H[p̄] - mean_m H[p_m], std_at_class = std_m p_m at the predicted class
+// (divisor M - 1; 0 for M = 1).
+void uncertainty_pixel_maps(const float* const* member_probs, int M, const float* gate, int G, int N, int C,
+                            int64_t HW, double* mean_probs, int64_t* predicted, double* predictive_entropy,
+                            double* mutual_information, double* std_at_class, cudaStream_t stream = nullptr);
+// out [N, HW] = normalised gate entropy (by log E, E >= 2) from gate [N, G, E] float32 and, for
+// reduction 0 (predicted class) with G > 1, the predicted classes [N, HW] (a class outside [0, G)
+// gives NaN); reduction 1 = mean gate, 2 = mean entropy (G = 1: the image's gate for all three).
+size_t gate_entropy_workspace_floats(int N, int G);
+void gate_entropy_map(const float* gate, const int64_t* predicted, int N, int G, int E, int64_t HW, int reduction,
+                      double* out, float* workspace, cudaStream_t stream = nullptr);
+// out = x / max(x) (x >= 0; unchanged when the max is 0), the EV normalisation; out may alias x.
+size_t divide_by_max_workspace_floats(int64_t n);
+void divide_by_max(const double* x, int64_t n, double* out, float* workspace, cudaStream_t stream = nullptr);
+// out = x / divisor (the log C normalisation); out may alias x.
+void divide_by(const double* x, int64_t n, double divisor, double* out, cudaStream_t stream = nullptr);
+// The calibration sums of one batch over valid pixels (label != ignore_index) of mean_probs
+// [N, C, HW], labels int64 [N, HW] and the normalised uncertainty [N, HW], as doubles in result
+// (calibration_result_slots(bins) of them; counts are exact integers below 2^53):
+//   [0] n  [1] n_correct  [2] Σ Brier (multi-class)  [3] Σ NLL  [4] Σ Brier (reference)  [5] Σ NLL (ref.)
+//   [6 ..)         standard bins (q = max p̄): count[bins], Σ q[bins], Σ correct[bins]
+//   [6 + 3 bins ..) reference bins (q = 1 - u): the same three arrays
+//   [6 + 6 bins ..) per threshold: n_certain[50], n_accurate_certain[50], n_inaccurate_uncertain[50]
+// status [N, HW] (nullable): 0 ignored, 1 correct, 2 incorrect, 3 label outside [0, C) (skipped).
+int calibration_result_slots(int bins);
+size_t calibration_workspace_floats(int N, int64_t HW, int bins);
+void calibration_histogram(const double* mean_probs, const int64_t* labels, const double* uncertainty,
+                           int64_t ignore_index, int N, int C, int64_t HW, int bins, unsigned char* status,
+                           double* result, float* workspace, cudaStream_t stream = nullptr);
+
+// ---- moe_dispatch.cu ---------------------------------------------------------------------------
+// Sort-based sparse-MoE dispatch (kernels/moe_dispatch.h has the maths). The routing plan of idx
+// [T, k] int64 over N experts (1 <= k <= N): requested/counts [N], offsets [N + 1], order (room for
+// T*k; the first offsets[N] entries are written), position [T*k] (-1: dropped), invalid [1] (the
+// number of indices outside [0, N); the plan is meaningless unless 0). capacity <= 0: none; else
+// the first `capacity` pairs of each expert in token order are kept. workspace: int64 elements.
+size_t moe_routing_plan_workspace_elems(int64_t tokens, int k, int N);
+void moe_routing_plan(const int64_t* idx, int64_t tokens, int k, int N, int64_t capacity, int64_t* requested,
+                      int64_t* counts, int64_t* offsets, int64_t* order, int64_t* position, int64_t* invalid,
+                      int64_t* workspace, cudaStream_t stream = nullptr);
+// xp [P, D] = x[order[q] / k] (P = kept pairs).
+void moe_permute_rows(const float* x, const int64_t* order, int64_t P, int k, int64_t D, float* xp,
+                      cudaStream_t stream = nullptr);
+// y [T, D] = sum over kept slots of w[t, s] * rows[position[t*k+s]] (w null: weight 1, which is
+// the permute backward).
+void moe_combine_rows(const float* rows, const float* w, const int64_t* position, int64_t T, int k, int64_t D,
+                      float* y, cudaStream_t stream = nullptr);
+// The combine backward: dyp [P, D] = w[order[q]] * dy[order[q] / k] and dw [T, k] = <dy[t], yp[q]>
+// (0 for a dropped pair); either output may be null.
+void moe_combine_backward(const float* dy, const float* w, const float* yp, const int64_t* order,
+                          const int64_t* position, int64_t T, int k, int64_t P, int64_t D, float* dyp, float* dw,
+                          cudaStream_t stream = nullptr);
+// The grouped linear's bias around one gemm per non-empty expert: yp [P, D_out] = bias[e(q)]
+// (bias null: 0) before a beta = 1 GEMM; db [N, D_out] = per-expert row sums of dy (0 for an
+// expert without rows), accumulated in double in row order.
+void moe_grouped_bias_fill(const float* bias, const int64_t* offsets, int N, int64_t P, int64_t Do, float* yp,
+                           cudaStream_t stream = nullptr);
+void moe_grouped_bias_backward(const float* dy, const int64_t* offsets, int N, int64_t Do, float* db,
+                               cudaStream_t stream = nullptr);
+
 }  // namespace moeseg::MOESEG_KERNEL_NS

@@ -21,3 +21,5 @@
 #include "kernels/cuda/topk.cu"
 #include "kernels/cuda/tensor_copy.cu"
 #include "kernels/cuda/frru.cu"
+#include "kernels/cuda/uncertainty_measures.cu"
+#include "kernels/cuda/moe_dispatch.cu"

@@ -87,7 +87,7 @@ TEST_CASE("mc dropout: samples vary, a seed reproduces them, the layers are rest
   CHECK(!m->is_training());
 }
 
-TEST_CASE("mc dropout: a model without Dropout, a rate outside [0, 1) and zero samples are refused") {
+TEST_CASE("mc dropout: a model without Dropout, a rate of 1 or below 0 and zero samples are refused") {
   NoDropoutModel none;
   CHECK_THROWS_WITH_AS(MonteCarloDropout(none, 0.1, 0), doctest::Contains("NoDropoutModel has no Dropout layer"), Error);
   auto m = tiny_frrn();
