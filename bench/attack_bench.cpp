@@ -2,6 +2,10 @@
 // one warm-up; the PGD step time is a --steps-step run of training/attacks.h's pgd() divided by
 // the steps (its random start included); "weights frozen" is the same with the parameters'
 // requires_grad off (training/robustness.h FrozenParameters), as the robustness evaluation runs it.
+// The model-level MoE trains its gate with frozen experts, so its training step has no backward
+// through the experts while any attack needs one (∇x passes through them): against that step a
+// PGD step must cost about 2x. The third row compares with the step that does the same backward,
+// the MoE trained end to end (experts unfrozen, as the reference's joint configs train it).
 #include "bench/attack_bench.h"
 #include "bench/timing.h"
 
@@ -59,15 +63,19 @@ int moeseg_bench_attack(int argc, char** argv) {
   const nlohmann::json models[] = {
       expert,
       {{"type", "moe"}, {"num_classes", classes}, {"gate", "simple"}, {"input_size", {h, w}},
+       {"experts", {expert, expert2}}},
+      {{"type", "moe"}, {"num_classes", classes}, {"gate", "simple"}, {"input_size", {h, w}},
        {"experts", {expert, expert2}}}};
-  const char* names[] = {"FRRN-A expert", "MoE simple (2 FRRN-A)"};
+  const char* names[] = {"FRRN-A expert", "MoE simple (2 FRRN-A), gate training step",
+                         "MoE simple (2 FRRN-A), end-to-end training step"};
   std::printf("attack bench: device cpu, dtype float32, input %lldx3x%lldx%lld, FRRN-A width %.3g, %lld classes, "
               "threads %d, median of %d; PGD = reference variant, %d steps per run\n",
               (long long)batch, (long long)h, (long long)w, width, (long long)classes, threads, reps, steps);
   std::printf("| Model | training step (ms) | PGD step (ms) | PGD step, weights frozen (ms) | ratio | ratio, frozen | "
               "limit |\n|---|---:|---:|---:|---:|---:|---:|\n");
-  for (int m = 0; m < 2; ++m) {
+  for (int m = 0; m < 3; ++m) {
     auto model = make_model_from_config(models[m]);
+    if (m == 2) model->unfreeze();   // every weight trainable
     NamedParameters params;
     for (auto& [n, p] : model->named_parameters())
       if (p.requires_grad()) params.emplace_back(n, p);

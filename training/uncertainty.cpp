@@ -68,22 +68,7 @@ const char* gate_reduction_name(GateReduction r) {
 
 Tensor softmax_probs_f64(const Tensor& logits) {
   check_probs(logits, "softmax_probs_f64");
-  Tensor x = f64(logits);
-  const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  Tensor out = Tensor::empty(x.shape(), DType::Float64);
-  const double* a = x.data<double>();
-  double* o = out.data<double>();
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t i = 0; i < HW; ++i) {
-      const double* in = a + n * C * HW + i;
-      double* po = o + n * C * HW + i;
-      double mx = in[0];
-      for (int64_t c = 1; c < C; ++c) mx = std::max(mx, in[c * HW]);
-      double s = 0;
-      for (int64_t c = 0; c < C; ++c) s += (po[c * HW] = std::exp(in[c * HW] - mx));
-      for (int64_t c = 0; c < C; ++c) po[c * HW] /= s;
-    }
-  return out;
+  return class_softmax_probs(f64(logits));   // a CPU float64 tensor takes the op's float64 loop
 }
 
 Tensor member_probabilities(const Tensor& logits) {
