@@ -2,7 +2,8 @@
 // kernels/moe_dispatch.h: the routing plan (one chunk and several, ties, an expert without
 // tokens, k = 1 and 2, capacity drops, indices out of range counted), permute, the weighted
 // combine (and its weight-1 form, the permute backward), the combine backward and the grouped
-// linear's bias kernels. Plans, gathers and the bias sums are compared exactly.
+// linear's bias kernels. Plans, gathers and the bias sums are compared exactly; the weighted
+// combine to a few ulp (FMA contraction differs between builds).
 // covers: moe_plan_count_kernel moe_plan_scan_kernel moe_plan_scatter_kernel moe_permute_rows_kernel
 // covers: moe_combine_rows_kernel moe_combine_backward_rows_kernel moe_combine_backward_weights_kernel
 // covers: moe_grouped_bias_fill_kernel moe_grouped_bias_backward_kernel
@@ -98,7 +99,9 @@ TEST_CASE("moe_dispatch kernels match the CPU ops") {
     DeviceBuffer<float> dw(w), ddy(dy), dyo(size_t(c.T * D)), ddyp(size_t(std::max<int64_t>(P * D, 1))),
         ddw(size_t(c.T * c.k));
     coc::moe_combine_rows(dxp.ptr(), dw.ptr(), p.position.ptr(), c.T, c.k, D, dyo.ptr());
-    expect_close("combine", dyo.download(), y.to_vector<float>(), 0, 0);
+    // Σ_slot w·yp in float32: whether the compiler fuses w·yp + acc into an FMA differs between the
+    // plain and the sanitizer builds (a few ulp on k = 2 terms), so not bit for bit.
+    expect_close("combine", dyo.download(), y.to_vector<float>(), 1e-6, 1e-6);
     coc::moe_combine_backward(ddy.ptr(), dw.ptr(), dxp.ptr(), p.order.ptr(), p.position.ptr(), c.T, c.k, P, D,
                               ddyp.ptr(), ddw.ptr());
     std::vector<float> got_dyp = ddyp.download();

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -152,6 +153,42 @@ TEST_CASE("reproduce --study uncertainty on a tiny run: three conditions, the ro
   e = run_cli_capture("uncertainty " + cfg + " --input x.safetensors", rc);
   CHECK(rc != 0);
   CHECK(e.find("the config form takes no --input") != std::string::npos);
+
+  // A study config with a bad row: the file, the row and the value are named.
+  std::ifstream sc(std::string(MOESEG_FIXTURE_DIR) + "/../../configs/studies/uncertainty.json");
+  REQUIRE(sc.good());
+  json study = json::parse(sc);
+  auto bad_study = [&](const std::function<void(json&)>& edit) {
+    json s = study;
+    edit(s["presets"]["tiny"]);
+    const std::string path = dir.str("bad_study.json");
+    std::ofstream(path) << s.dump(2);
+    return run_cli_capture("reproduce --study uncertainty --study-config " + path + " --from " + run + " --quiet --out " +
+                               dir.str("bad_out"),
+                           rc);
+  };
+  e = bad_study([](json& p) { p["rows"][0]["model"] = "frrnA_moe_nothing"; });
+  CHECK(rc != 0);
+  CHECK(e.find("presets.tiny.rows[0]: 'frrnA_moe_nothing' is not a model of") != std::string::npos);
+  e = bad_study([](json& p) { p["rows"][1]["members"] = "all"; });
+  CHECK(rc != 0);
+  CHECK(e.find("rows[1].members") != std::string::npos);
+  CHECK(e.find("'all'") != std::string::npos);
+  e = bad_study([](json& p) { p["conditions"][1]["severity"] = 6; });
+  CHECK(rc != 0);
+  CHECK(e.find("conditions[1]: key 'severity' is 6, outside [1, 5]") != std::string::npos);
+  e = bad_study([](json& p) { p["conditions"][1]["corruptions"] = {"frost"}; });
+  CHECK(rc != 0);
+  CHECK(e.find("'frost'") != std::string::npos);
+  e = bad_study([](json& p) { p["rows"][5]["mc_dropout"]["rate"] = 1.0; });
+  CHECK(rc != 0);
+  CHECK(e.find("mc_dropout: key 'rate' is 1, outside [0, 1)") != std::string::npos);
+  e = bad_study([](json& p) { p["rows"][0]["measures"] = {"variance"}; });
+  CHECK(rc != 0);
+  CHECK(e.find("unknown measure 'variance'") != std::string::npos);
+  e = bad_study([](json& p) { p["pavpu_threshold"] = 0.5; });
+  CHECK(rc != 0);
+  CHECK(e.find("threshold 0.5 is not a point of the grid") != std::string::npos);
 }
 
 TEST_CASE("reproduce --study uncertainty: --from is required") {
