@@ -11,7 +11,7 @@ namespace moeseg {
 
 namespace {
 
-// One-hot [T, k, N] (as `dtype`) of idx [T, k]; a constant, built on the host.
+// One-hot [T, k, N] (as `dtype`, on idx's device) of idx [T, k]; a constant, built on the host.
 Tensor one_hot(const Tensor& idx, int64_t n, DType dtype) {
   MOESEG_CHECK(idx.dim() == 2 && idx.dtype() == DType::Int64, "moe balancing: idx must be int64 [T, k], got ",
                idx.str());
@@ -21,7 +21,7 @@ Tensor one_hot(const Tensor& idx, int64_t n, DType dtype) {
     MOESEG_CHECK(v[p] >= 0 && v[p] < n, "moe balancing: expert index ", v[p], " outside [0, ", n, ")");
     oh[p * static_cast<size_t>(n) + static_cast<size_t>(v[p])] = 1.0;
   }
-  return Tensor::from_vector<double>(oh, {idx.size(0), idx.size(1), n}).to(dtype);
+  return Tensor::from_vector<double>(oh, {idx.size(0), idx.size(1), n}).to(dtype).to(idx.device());
 }
 
 }  // namespace

@@ -13,6 +13,8 @@
 #include <numeric>
 
 #include "core/autograd.h"
+#include "core/cuda_emulation.h"
+#include "core/allocator.h"
 #include "core/rng.h"
 #include "kernels/elementwise.h"
 #include "kernels/linear.h"
@@ -24,6 +26,7 @@
 #include "layers/resnet_blocks.h"
 #include "layers/sparse_moe.h"
 #include "support/gradcheck.h"
+#include "support/skip.h"
 
 using namespace moeseg;
 using moeseg::testing::expect_close;
@@ -507,4 +510,47 @@ TEST_CASE("sparse_moe: bad input is refused naming the layer and the value") {
   expect_error([&] { moe->forward(Tensor::zeros({1, 3, 3, 3})); }, {"layer4.1.conv2", "[B, 2, H, W]"});
   auto patch = make_conv_moe(config(1, MoeTokens::PerPatch, 4), 2, 2, 3, gen);
   expect_error([&] { patch->forward(Tensor::zeros({1, 2, 6, 8})); }, {"layer4.1.conv2", "6x8", "patch size 4"});
+}
+
+TEST_CASE("sparse_moe: on the CUDA device the layer equals the CPU, forward, losses and gradients") {
+  // The GPU when this binary has its backend, else the emulated CUDA device (core/cuda_emulation.h).
+  if (!device_available(DeviceType::CUDA) && !enable_cuda_emulation()) {
+    moeseg::testing::skip("no CUDA device and the emulated one could not be enabled");
+    return;
+  }
+  const Device cuda{DeviceType::CUDA, 0};
+  auto build = [] {
+    Generator gen(121);
+    SparseMoEConfig c = config(2, MoeTokens::PerPatch, 2);
+    c.noise = MoeNoise::ShazeerLearned;
+    c.capacity_factor = 1.0;
+    c.importance_weight = c.load_weight = c.switch_weight = c.entropy_weight = 1.0;
+    return make_conv_moe(c, 3, 4, 3, gen);
+  };
+  auto cpu = build(), dev = build();
+  dev->to(cuda);
+  Tensor xc = rand_input({2, 3, 4, 6}, -1, 1, 33).detach().to(DType::Float32);
+  Tensor xd = xc.to(cuda);
+  xc.set_requires_grad(true);
+  xd.set_requires_grad(true);
+  auto loss = [](SparseMoE& m, const Tensor& x) {
+    Tensor l = sum(square(m.forward(x)));
+    for (auto& [name, a] : m.aux_losses()) l = add(l, a.to(l.device()));
+    return l;
+  };
+  Tensor lc = loss(*cpu, xc), ld = loss(*dev, xd);
+  CHECK(dev->routing_stats().kept == cpu->routing_stats().kept);
+  CHECK(dev->routing_stats().dropped == cpu->routing_stats().dropped);
+  CHECK(ld.to(Device{}).item() == doctest::Approx(lc.item()).epsilon(1e-5));
+  lc.backward();
+  ld.backward();
+  CHECK(expect_close(xd.grad().to(Device{}), xc.grad(), {1e-5, 1e-4}, "dx on cuda"));
+  auto pc = cpu->named_parameters(), pd = dev->named_parameters();
+  REQUIRE(pc.size() == pd.size());
+  for (size_t i = 0; i < pc.size(); ++i) {
+    CAPTURE(pc[i].first);
+    REQUIRE(pc[i].second.grad().defined() == pd[i].second.grad().defined());
+    if (pc[i].second.grad().defined())
+      CHECK(expect_close(pd[i].second.grad().to(Device{}), pc[i].second.grad(), {1e-5, 1e-4}, pc[i].first));
+  }
 }
