@@ -25,6 +25,9 @@ Tensor sign(const Tensor& a);                 // gradient zero everywhere
 Tensor clamp(const Tensor& a, double lo, double hi);   // gradient passes where lo < a < hi (torch)
 Tensor sqrt(const Tensor& a);
 Tensor square(const Tensor& a);
+// The standard normal CDF Phi(a) = erfc(-a / sqrt(2)) / 2 (torch.special.ndtr); d/da = exp(-a^2/2) / sqrt(2 pi).
+// Shazeer's smooth load estimate of a noisy top-k router (layers/moe_balancing.h) is built on it.
+Tensor normal_cdf(const Tensor& a);
 
 // In place, not recorded by autograd (optimisers, gradient accumulation). dst += src (broadcast src).
 void add_(const Tensor& dst, const Tensor& src, double alpha = 1.0);

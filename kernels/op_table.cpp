@@ -18,6 +18,7 @@ const std::vector<OpInfo>& op_table() {
       {"sigmoid", "elementwise.h", true, "cpu,cuda(cpu fallback)"},
       {"sign", "elementwise.h", true, "cpu,cuda(cpu fallback)"},
       {"clamp", "elementwise.h", true, "cpu,cuda(cpu fallback)"},
+      {"normal_cdf", "elementwise.h", true, "cpu,cuda(cpu fallback)"},
       {"sum", "reduce.h", true, "cpu,cuda(full sum; over dims: cpu fallback)"},
       {"mean", "reduce.h", true, "cpu,cuda(cpu fallback)"},
       {"max", "reduce.h", true, "cpu,cuda(cpu fallback)"},

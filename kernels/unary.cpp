@@ -189,6 +189,17 @@ Tensor square(const Tensor& a) {
   });
 }
 
+// erfc keeps the lower tail accurate (Phi(-8) ~ 6e-16 instead of 1 - 1 = 0).
+Tensor normal_cdf(const Tensor& a) {
+  Tensor out = map_float(a, "normal_cdf", [](auto v) { return 0.5 * std::erfc(-static_cast<double>(v) * M_SQRT1_2); });
+  return record_unary(a, out, "normal_cdf", true, false, [](const Tensor& g, const Tensor& x, const Tensor&) {
+    return grad_times(g, x, Tensor(), "normal_cdf", [](auto xv, auto) {
+      const double v = static_cast<double>(xv);
+      return std::exp(-0.5 * v * v) * (0.5 * M_2_SQRTPI * M_SQRT1_2);
+    });
+  });
+}
+
 Tensor scale(const Tensor& a, double s) {
   Tensor out = map_float(a, "scale", [s](auto v) { return v * decltype(v)(s); });
   return record_unary(a, out, "scale", false, false, [s](const Tensor& g, const Tensor&, const Tensor&) {

@@ -1,6 +1,6 @@
-// ResNet backbone: BasicBlock / Bottleneck, torchvision's _make_layer (downsample rule and the
-// previous_dilation rule) and its initialisation (convs Kaiming normal, fan_out, ReLU gain;
-// BatchNorm weight 1, bias 0).
+// ResNet backbone: torchvision's _make_layer (downsample rule and the previous_dilation rule) over
+// the blocks of layers/resnet_blocks.h, and its initialisation (convs Kaiming normal, fan_out,
+// ReLU gain; BatchNorm weight 1, bias 0).
 #include "models/resnet.h"
 
 #include <cmath>
@@ -12,70 +12,6 @@
 namespace moeseg {
 
 namespace {
-
-// torchvision: kaiming_normal_(w, mode="fan_out", nonlinearity="relu") -> std = sqrt(2 / fan_out).
-std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad, int64_t dil,
-                                  Generator& gen) {
-  auto c = std::make_shared<Conv2d>(in, out, k, stride, pad, dil, 1, /*bias=*/false, gen);
-  NoGradGuard ng;
-  normal_(c->weight, 0.0, std::sqrt(2.0 / static_cast<double>(out * k * k)), gen);
-  return c;
-}
-
-// The two block kinds. Children are registered in torchvision's order and with its names.
-class BasicBlock : public Module {
- public:
-  static constexpr int64_t kExpansion = 1;
-  BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
-             std::shared_ptr<Sequential> downsample, Generator& gen)
-      : Module("BasicBlock") {
-    conv1_ = register_module("conv1", make_conv(inplanes, planes, 3, stride, dilation, dilation, gen));
-    bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(planes));
-    conv2_ = register_module("conv2", make_conv(planes, planes, 3, 1, dilation, dilation, gen));
-    bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(planes));
-    if (downsample) downsample_ = register_module("downsample", downsample);
-  }
-  Tensor forward(const Tensor& x) override {
-    Tensor out = relu(bn1_->forward(conv1_->forward(x)));
-    out = bn2_->forward(conv2_->forward(out));
-    Tensor identity = downsample_ ? downsample_->forward(x) : x;
-    return relu(add(out, identity));
-  }
-
- private:
-  std::shared_ptr<Conv2d> conv1_, conv2_;
-  std::shared_ptr<BatchNorm2d> bn1_, bn2_;
-  std::shared_ptr<Sequential> downsample_;
-};
-
-class Bottleneck : public Module {
- public:
-  static constexpr int64_t kExpansion = 4;
-  // groups = 1 and base_width = 64, so torchvision's inner width is `planes`.
-  Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
-             std::shared_ptr<Sequential> downsample, Generator& gen)
-      : Module("Bottleneck") {
-    conv1_ = register_module("conv1", make_conv(inplanes, planes, 1, 1, 0, 1, gen));
-    bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(planes));
-    conv2_ = register_module("conv2", make_conv(planes, planes, 3, stride, dilation, dilation, gen));
-    bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(planes));
-    conv3_ = register_module("conv3", make_conv(planes, planes * kExpansion, 1, 1, 0, 1, gen));
-    bn3_ = register_module("bn3", std::make_shared<BatchNorm2d>(planes * kExpansion));
-    if (downsample) downsample_ = register_module("downsample", downsample);
-  }
-  Tensor forward(const Tensor& x) override {
-    Tensor out = relu(bn1_->forward(conv1_->forward(x)));
-    out = relu(bn2_->forward(conv2_->forward(out)));
-    out = bn3_->forward(conv3_->forward(out));
-    Tensor identity = downsample_ ? downsample_->forward(x) : x;
-    return relu(add(out, identity));
-  }
-
- private:
-  std::shared_ptr<Conv2d> conv1_, conv2_, conv3_;
-  std::shared_ptr<BatchNorm2d> bn1_, bn2_, bn3_;
-  std::shared_ptr<Sequential> downsample_;
-};
 
 std::array<int, 4> blocks_for_depth(int depth) {
   switch (depth) {
@@ -109,7 +45,7 @@ ResNet::ResNet(const ResNetConfig& cfg, Generator& gen) : Module("ResNet"), cfg_
 
   inplanes_ = base;
   dilation_ = 1;
-  conv1_ = register_module("conv1", make_conv(cfg.in_channels, base, 7, 2, 3, 1, gen));
+  conv1_ = register_module("conv1", make_resnet_conv(cfg.in_channels, base, 7, 2, 3, 1, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(base));
   layer1_ = register_module("layer1", make_layer(bottleneck, base, blocks[0], 1, false, gen));
   layer2_ = register_module("layer2", make_layer(bottleneck, base * 2, blocks[1], 2,
@@ -135,7 +71,7 @@ std::shared_ptr<Sequential> ResNet::make_layer(bool bottleneck, int64_t planes, 
   }
   std::shared_ptr<Sequential> downsample;
   if (stride != 1 || inplanes_ != planes * expansion) {
-    downsample = make_sequential(make_conv(inplanes_, planes * expansion, 1, stride, 0, 1, gen),
+    downsample = make_sequential(make_resnet_conv(inplanes_, planes * expansion, 1, stride, 0, 1, gen),
                                  std::make_shared<BatchNorm2d>(planes * expansion));
   }
   auto layer = std::make_shared<Sequential>();

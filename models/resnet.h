@@ -21,6 +21,7 @@
 #include "layers/batch_norm_layer.h"
 #include "layers/conv2d_layer.h"
 #include "layers/module.h"
+#include "layers/resnet_blocks.h"
 #include "layers/sequential.h"
 
 namespace moeseg {

@@ -49,6 +49,8 @@ MOESEG_OP_TEST("sign", "grad");
 MOESEG_OP_TEST("sign", "torch");
 MOESEG_OP_TEST("clamp", "grad");
 MOESEG_OP_TEST("clamp", "torch");
+MOESEG_OP_TEST("normal_cdf", "grad");
+MOESEG_OP_TEST("normal_cdf", "torch");
 
 namespace {
 
@@ -141,6 +143,7 @@ TEST_CASE("elementwise: unary gradients away from kinks") {
   CHECK(check_gradients("sign", un(moeseg::sign), {signed_input({4, 3}, 0.01, 1.0, 49)}));
   CHECK(check_gradients("sqrt", un(moeseg::sqrt), {rand_input({6}, 0.1, 4, 50)}));
   CHECK(check_gradients("square", un(moeseg::square), {rand_input({6}, -2, 2, 51)}));
+  CHECK(check_gradients("normal_cdf", un(moeseg::normal_cdf), {rand_input({3, 5}, -4, 4, 52)}));
 }
 
 TEST_CASE("elementwise: clamp gradient inside, below and above the range") {
@@ -203,6 +206,7 @@ TEST_CASE("elementwise: unary ops and clamp against torch") {
   run_fixture("sign", "core_sign", un(moeseg::sign));
   run_fixture("sqrt", "core_sqrt", un(moeseg::sqrt));
   run_fixture("square", "core_square", un(moeseg::square));
+  run_fixture("normal_cdf", "core_normal_cdf", un(moeseg::normal_cdf));   // includes tails down to -9
   auto clamp_case = [](auto& in, const Fx& f) {
     return clamp(in["x"], f.params["lo"].get<double>(), f.params["hi"].get<double>());
   };

@@ -1,0 +1,178 @@
+// SparseMoE: tokens, top-k routing with capacity, the sort-based dispatch and the balancing
+// losses of one forward; the maths are in sparse_moe.h.
+#include "layers/sparse_moe.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "kernels/elementwise.h"
+#include "kernels/reduce.h"
+#include "kernels/shape_ops.h"
+#include "kernels/softmax.h"
+#include "layers/conv2d_layer.h"
+#include "layers/resnet_blocks.h"
+
+namespace moeseg {
+
+namespace {
+
+std::string shapes_of(const Module& m) {
+  std::ostringstream s;
+  for (auto& [name, t] : m.named_parameters()) s << " " << name << t.str();
+  for (auto& [name, t] : m.named_buffers()) s << " " << name << t.str();
+  return s.str();
+}
+
+// Throws naming the layer and the first pair (router score) that is not finite.
+void check_finite_scores(const Tensor& logits, const std::string& layer) {
+  auto v = logits.detach().to(DType::Float64).to_vector<double>();
+  const int64_t n = logits.size(1);
+  for (size_t i = 0; i < v.size(); ++i)
+    MOESEG_CHECK(std::isfinite(v[i]), layer, ": router score of token ", static_cast<int64_t>(i) / n, ", expert ",
+                 static_cast<int64_t>(i) % n, " is ", v[i], " (NaN or infinite input or router weights?)");
+}
+
+}  // namespace
+
+SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vector<std::shared_ptr<Module>> experts,
+                     Generator& gen)
+    : Module("SparseMoE"), cfg_(cfg), in_(in_channels), noise_gen_(cfg.noise_seed) {
+  const std::string& L = cfg_.name;
+  MOESEG_CHECK(cfg_.num_experts >= 1, L, ": num_experts must be >= 1, got ", cfg_.num_experts);
+  MOESEG_CHECK(cfg_.k >= 1 && cfg_.k <= cfg_.num_experts, L, ": top-k must satisfy 1 <= k <= N, got k = ", cfg_.k,
+               ", N = ", cfg_.num_experts);
+  MOESEG_CHECK(!cfg_.capacity_factor || (std::isfinite(*cfg_.capacity_factor) && *cfg_.capacity_factor > 0.0), L,
+               ": capacity factor must be > 0, got ", cfg_.capacity_factor.value_or(0.0));
+  MOESEG_CHECK(cfg_.tokens != MoeTokens::PerPatch || cfg_.patch >= 1, L, ": patch size must be >= 1, got ",
+               cfg_.patch);
+  MOESEG_CHECK(in_channels >= 1, L, ": in_channels must be >= 1, got ", in_channels);
+  MOESEG_CHECK(static_cast<int64_t>(experts.size()) == cfg_.num_experts, L, ": ", experts.size(),
+               " experts given, num_experts = ", cfg_.num_experts);
+  for (size_t e = 0; e < experts.size(); ++e) {
+    MOESEG_CHECK(experts[e] != nullptr, L, ": expert ", e, " is null");
+    MOESEG_CHECK(experts[e]->type_name() == experts[0]->type_name() && shapes_of(*experts[e]) == shapes_of(*experts[0]),
+                 L, ": experts must have one type and identical parameter shapes; expert 0 is ",
+                 experts[0]->type_name(), shapes_of(*experts[0]), ", expert ", e, " is ", experts[e]->type_name(),
+                 shapes_of(*experts[e]));
+  }
+  router_ = register_module("router",
+                            std::make_shared<MoeRouter>(cfg_.router, in_channels, cfg_.num_experts, cfg_.noise, gen));
+  auto list = register_module("experts", std::make_shared<Module>("ModuleList"));
+  experts_ = std::move(experts);
+  for (size_t e = 0; e < experts_.size(); ++e) list->register_module(std::to_string(e), experts_[e]);
+}
+
+Module& SparseMoE::expert(int64_t e) const {
+  MOESEG_CHECK(e >= 0 && e < cfg_.num_experts, cfg_.name, ": no expert ", e, " (N = ", cfg_.num_experts, ")");
+  return *experts_[static_cast<size_t>(e)];
+}
+
+Tensor SparseMoE::forward(const Tensor& x) {
+  const std::string& L = cfg_.name;
+  MOESEG_CHECK(x.defined() && x.dim() == 4 && x.size(1) == in_, L, ": input must be [B, ", in_, ", H, W], got ",
+               x.defined() ? x.str() : std::string("undefined"));
+  const int64_t b = x.size(0), c = x.size(1), hh = x.size(2), ww = x.size(3), n = cfg_.num_experts, k = cfg_.k;
+
+  // ---- tokens [T, C, h, w] ----
+  Tensor tokens;
+  int64_t nh = 1, nw = 1, th = hh, tw = ww;
+  if (cfg_.tokens == MoeTokens::PerImage) {
+    tokens = x;
+  } else {
+    const int64_t p = cfg_.patch;
+    MOESEG_CHECK(hh % p == 0 && ww % p == 0, L, ": feature map ", hh, "x", ww, " is not a multiple of the patch size ",
+                 p);
+    nh = hh / p, nw = ww / p, th = p, tw = p;
+    tokens = x.reshape({b, c, nh, p, nw, p}).permute({0, 2, 4, 1, 3, 5}).reshape({b * nh * nw, c, p, p});
+  }
+  const int64_t t = tokens.size(0);
+
+  // ---- routing ----
+  MoeRouterOutput r = router_->route(tokens, &noise_gen_);
+  check_finite_scores(r.logits, L);
+  if (r.noise_std.defined()) check_finite_scores(r.noisy, L);
+  Tensor probs = softmax(r.noisy, 1);
+  auto [vals, idx] = topk(probs, k, 1);
+  Tensor w = div(vals, sum(vals, {1}, true));
+  std::optional<int64_t> capacity;
+  if (is_training() && cfg_.capacity_factor)
+    capacity = static_cast<int64_t>(
+        std::ceil(static_cast<double>(k * t) / static_cast<double>(n) * *cfg_.capacity_factor));
+  MoeRoutingPlan plan = moe_routing_plan(idx, n, capacity);
+
+  // ---- dispatch: each expert once on its contiguous slice ----
+  Tensor xp = moe_permute(tokens.reshape({t, c * th * tw}), plan).view({plan.kept(), c, th, tw});
+  std::vector<Tensor> outs;
+  Shape out_shape;
+  for (int64_t e = 0; e < n; ++e) {
+    const int64_t cnt = plan.counts[static_cast<size_t>(e)];
+    if (cnt == 0) continue;
+    Tensor ye = experts_[static_cast<size_t>(e)]->forward(xp.narrow(0, plan.offsets[static_cast<size_t>(e)], cnt));
+    MOESEG_CHECK(ye.dim() == 4 && ye.size(0) == cnt && ye.size(2) == th && ye.size(3) == tw, L, ": expert ", e,
+                 " maps ", xp.narrow(0, 0, cnt).str(), " to ", ye.str(),
+                 "; experts must keep the batch and the spatial size (stride 1, padding same)");
+    if (out_shape.empty()) out_shape = ye.sizes();
+    MOESEG_CHECK(ye.size(1) == out_shape[1], L, ": expert ", e, " gives ", ye.size(1),
+                 " channels, an earlier expert ", out_shape[1], " (mismatched experts)");
+    outs.push_back(ye);
+  }
+  MOESEG_CHECK(!outs.empty(), L, ": no token reached an expert (", plan.str(), ")");
+  const int64_t co = out_shape[1];
+  Tensor yp = (outs.size() == 1 ? outs[0] : concat(outs, 0)).reshape({plan.kept(), co * th * tw});
+  Tensor y = moe_unpermute_combine(yp, plan, w);   // [T, C'·h·w]
+  Tensor out = cfg_.tokens == MoeTokens::PerImage
+                   ? y.view({b, co, hh, ww})
+                   : y.view({b, nh, nw, co, th, tw}).permute({0, 3, 1, 4, 2, 5}).reshape({b, co, hh, ww});
+
+  // ---- balancing losses and statistics ----
+  losses_.importance = cv_squared(moe_importance(w, idx, n));
+  losses_.load = cv_squared(r.noise_std.defined() ? moe_smooth_load(r.logits, r.noisy, r.noise_std, idx, k)
+                                                  : moe_hard_load(idx, n, probs.dtype()));
+  losses_.switch_loss = moe_switch_loss(probs, idx);
+  losses_.entropy = moe_entropy_loss(probs);
+  stats_.tokens = t;
+  stats_.k = k;
+  stats_.capacity = plan.capacity;
+  stats_.dropped = plan.dropped;
+  stats_.requested = plan.requested;
+  stats_.kept = plan.counts;
+  last_idx_ = idx;
+  last_w_ = w;
+  return out;
+}
+
+std::map<std::string, Tensor> SparseMoE::aux_losses() const {
+  std::map<std::string, Tensor> out;
+  if (!losses_.importance.defined()) return out;
+  auto put = [&](const char* what, double weight, const Tensor& v) {
+    if (weight != 0.0) out[cfg_.name + "." + what] = scale(v, weight);
+  };
+  put("importance", cfg_.importance_weight, losses_.importance);
+  put("load", cfg_.load_weight, losses_.load);
+  put("switch", cfg_.switch_weight, losses_.switch_loss);
+  put("entropy", cfg_.entropy_weight, losses_.entropy);
+  return out;
+}
+
+std::shared_ptr<SparseMoE> make_conv_moe(const SparseMoEConfig& cfg, int64_t in_channels, int64_t out_channels,
+                                         int64_t kernel, Generator& gen) {
+  MOESEG_CHECK(kernel >= 1 && kernel % 2 == 1, cfg.name, ": ConvMoE needs an odd kernel for padding same, got ",
+               kernel);
+  std::vector<std::shared_ptr<Module>> experts;
+  for (int64_t e = 0; e < cfg.num_experts; ++e)
+    experts.push_back(
+        std::make_shared<Conv2d>(in_channels, out_channels, kernel, 1, (kernel - 1) / 2, 1, 1, true, gen));
+  return std::make_shared<SparseMoE>(cfg, in_channels, std::move(experts), gen);
+}
+
+std::shared_ptr<SparseMoE> make_block_moe(const SparseMoEConfig& cfg, int64_t in_channels, int64_t planes,
+                                          Generator& gen) {
+  std::vector<std::shared_ptr<Module>> experts;
+  for (int64_t e = 0; e < cfg.num_experts; ++e) {
+    auto ds = in_channels != planes ? make_resnet_downsample(in_channels, planes, 1, gen) : nullptr;
+    experts.push_back(std::make_shared<BasicBlock>(in_channels, planes, 1, 1, ds, gen));
+  }
+  return std::make_shared<SparseMoE>(cfg, in_channels, std::move(experts), gen);
+}
+
+}  // namespace moeseg
