@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/synthetic_scenes.h"
 #include "models/segmentation_model.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_experiment.h"
 #include "training/evaluation.h"
 #include "training/experiment_config.h"
 #include "training/experiment_setup.h"
@@ -23,26 +23,7 @@ using json = nlohmann::json;
 
 namespace {
 
-ExperimentConfig tiny_config(const testing::TempDir& d) {
-  data::SynthOptions so;
-  so.out = d.str("data");
-  so.height = 48;
-  so.width = 64;
-  so.train = 4;
-  so.val = 1;
-  so.test = 3;
-  so.threads = 1;
-  data::generate_synthetic_a2d2(so);
-  const json j = {{"name", "robust_unit"},
-                  {"model", {{"model", "frrn_a"}, {"num_classes", 38}, {"seed", 5}, {"width", 0.125}}},
-                  {"data",
-                   {{"dataset", "a2d2"}, {"root", d.str("data")}, {"subset", "highway,urban"}, {"height", 48},
-                    {"width", 64}, {"preset", "reference"}, {"workers", 0},
-                    {"test_subsets", {"highway", "urban", "all"}}}},
-                  {"train", {{"batch", 2}, {"epochs", 1}}},
-                  {"out", d.str("run")}};
-  return parse_experiment_config(j, d.str("config.json"), d.str());
-}
+ExperimentConfig tiny_config(const testing::TempDir& d) { return testing::tiny_synthetic_experiment(d, "robust_unit", 4); }
 
 double field(const json& r, const std::string& attack, const std::string& subset, const char* key) {
   return r["attacks"][attack]["subsets"][subset][key].get<double>();

@@ -15,9 +15,9 @@
 #include "core/error.h"
 #include "data/augment.h"
 #include "data/loader.h"
-#include "data/synthetic_scenes.h"
 #include "models/registry.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tiny_experiment.h"
 #include "training/calibration.h"
 #include "training/experiment_config.h"
 #include "training/experiment_setup.h"
@@ -29,24 +29,7 @@ using json = nlohmann::json;
 
 namespace {
 
-DataConfig tiny_data(const testing::TempDir& d) {
-  data::SynthOptions so;
-  so.out = d.str("data");
-  so.height = 48;
-  so.width = 64;
-  so.train = 1;
-  so.val = 1;
-  so.test = 3;
-  so.threads = 1;
-  data::generate_synthetic_a2d2(so);
-  const json j = {{"name", "unc_unit"},
-                  {"model", {{"model", "frrn_a"}, {"num_classes", 38}, {"seed", 5}, {"width", 0.125}}},
-                  {"data",
-                   {{"dataset", "a2d2"}, {"root", d.str("data")}, {"subset", "highway,urban"}, {"height", 48},
-                    {"width", 64}, {"preset", "reference"}, {"workers", 0}}},
-                  {"out", d.str("run")}};
-  return parse_experiment_config(j, d.str("config.json"), d.str()).data;
-}
+DataConfig tiny_data(const testing::TempDir& d) { return testing::tiny_synthetic_experiment(d, "unc_unit", 1).data; }
 
 std::shared_ptr<SegmentationModel> expert(uint64_t seed) {
   return make_model_from_config({{"model", "frrn_a"}, {"num_classes", 38}, {"seed", seed}, {"width", 0.125}});
