@@ -5,10 +5,12 @@
 #include "kernels/conv2d.h"
 
 #include "core/autograd.h"
+#include "core/flop_counter.h"
 #include "kernels/device_fallback.h"
 #include "kernels/gpu_kernels.h"
 #include "kernels/conv2d_cpu.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 
@@ -192,6 +194,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
   const cpu::Conv2dGeometry geo = make_geometry(xc, wc, opt);
   Tensor y = Tensor::empty({geo.n, geo.c_out, geo.h_out(), geo.w_out()}, x.dtype(), x.device());
+  count_flops(2.0 * static_cast<double>(y.numel()) * static_cast<double>(wc.numel() / std::max<int64_t>(1, wc.size(0))));
   try {
     if (on_cuda(x) && use_cudnn()) {
       const GpuKernels& k = gpu_kernels();

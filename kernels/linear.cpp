@@ -14,6 +14,7 @@
 #include <climits>
 
 #include "core/autograd.h"
+#include "core/flop_counter.h"
 #include "kernels/conv2d.h"
 #include "kernels/device_fallback.h"
 #include "kernels/gpu_kernels.h"
@@ -158,6 +159,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   const int64_t nd = a.dim();
   MOESEG_CHECK(a.size(nd - 1) == b.size(nd - 2), "matmul: inner sizes differ: ", a_in.str(), " @ ", b_in.str());
   MOESEG_CHECK(nd == 2 || a.size(0) == b.size(0), "matmul: batch sizes differ: ", a_in.str(), " @ ", b_in.str());
+  count_flops(2.0 * static_cast<double>(nd == 3 ? a.size(0) : 1) * static_cast<double>(a.size(nd - 2)) *
+              static_cast<double>(a.size(nd - 1)) * static_cast<double>(b.size(nd - 1)));
   Tensor out = matmul_nograd(a.detach(), b.detach());
   if (autograd::needs_grad({&a, &b})) {
     auto n = std::make_shared<MatmulBackward>();
@@ -241,8 +244,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                  "] for weight ", weight.str());
   }
   const int64_t rows = shape_numel(Shape(x.sizes().begin(), x.sizes().end() - 1));
+  const bool cuda_fallback = on_cuda(x) && (x.dtype() != DType::Float32 || rows == 0);
+  if (!cuda_fallback) count_flops(2.0 * static_cast<double>(rows) * static_cast<double>(in) * static_cast<double>(out_f));
   if (on_cuda(x)) {
-    if (x.dtype() != DType::Float32 || rows == 0) {
+    if (cuda_fallback) {
       note_cpu_fallback("linear", "float64 or empty inputs");
       return linear(cpu_copy(x), cpu_copy(weight), cpu_copy(bias)).to(x.device());
     }

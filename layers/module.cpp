@@ -58,6 +58,21 @@ std::shared_ptr<Module> Module::child(const std::string& name) const {
   MOESEG_FAIL(type_name_, ": no child module '", name, "' (children: ", known.empty() ? "none" : known, ")");
 }
 
+bool Module::accept_replacement(const std::string&, const std::shared_ptr<Module>&) { return false; }
+
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> m) {
+  MOESEG_CHECK(m != nullptr, type_name_, ": the replacement for child '", name, "' is null");
+  MOESEG_CHECK(m.get() != this, type_name_, ": a module cannot be its own child ('", name, "')");
+  for (auto& [n, c] : children_) {
+    if (n != name) continue;
+    MOESEG_CHECK(accept_replacement(name, m), type_name_, ": child '", name, "' (", c->type_name(),
+                 ") cannot be replaced: ", type_name_, " does not run a replaced child in its place");
+    c = std::move(m);
+    return;
+  }
+  child(name);   // throws naming the known children
+}
+
 void Module::collect_named(bool params, const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out,
                            std::vector<const TensorImpl*>* seen) const {
   for (const auto& [name, t] : params ? params_ : buffers_) {

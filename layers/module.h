@@ -49,6 +49,12 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules(const std::string& prefix = "");
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   std::shared_ptr<Module> child(const std::string& name) const;   // throws naming the known children
+  // Puts `m` in the place of the child `name` (same name, so the state-dict prefix stays), for
+  // inserting layers into a built network (models/moe_insertion.h). Only where the module
+  // accepts it (accept_replacement): a module that calls a child through a typed member must
+  // update that member, or its forward would keep running the old child. Refused otherwise,
+  // naming this module, the child and the children it can replace.
+  void replace_child(const std::string& name, std::shared_ptr<Module> m);
   int64_t num_parameters(bool trainable_only = false) const;
 
   // ---- modes -----------------------------------------------------------------------------
@@ -95,6 +101,9 @@ class Module {
 
  protected:
   void add_child(const std::string& name, std::shared_ptr<Module> m);
+  // Called by replace_child before the swap: a module that can run `m` in the place of child
+  // `name` points its own member at it and returns true; the default refuses (false).
+  virtual bool accept_replacement(const std::string& name, const std::shared_ptr<Module>& m);
 
  private:
   void check_new_name(const std::string& name, const char* what) const;

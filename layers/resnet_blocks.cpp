@@ -23,12 +23,19 @@ std::shared_ptr<Sequential> make_resnet_downsample(int64_t in, int64_t out, int6
 
 BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
                        std::shared_ptr<Sequential> downsample, Generator& gen)
-    : Module("BasicBlock"), in_(inplanes), planes_(planes) {
+    : Module("BasicBlock"), in_(inplanes), planes_(planes), stride_(stride), dilation_(dilation) {
   conv1_ = register_module("conv1", make_resnet_conv(inplanes, planes, 3, stride, dilation, dilation, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(planes));
   conv2_ = register_module("conv2", make_resnet_conv(planes, planes, 3, 1, dilation, dilation, gen));
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(planes));
   if (downsample) downsample_ = register_module("downsample", downsample);
+}
+
+bool BasicBlock::accept_replacement(const std::string& name, const std::shared_ptr<Module>& m) {
+  if (name == "conv1") conv1_ = m;
+  else if (name == "conv2") conv2_ = m;
+  else return false;
+  return true;
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
@@ -40,7 +47,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
                        std::shared_ptr<Sequential> downsample, Generator& gen)
-    : Module("Bottleneck") {
+    : Module("Bottleneck"), in_(inplanes), planes_(planes), stride_(stride), dilation_(dilation) {
   conv1_ = register_module("conv1", make_resnet_conv(inplanes, planes, 1, 1, 0, 1, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(planes));
   conv2_ = register_module("conv2", make_resnet_conv(planes, planes, 3, stride, dilation, dilation, gen));
@@ -48,6 +55,14 @@ Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, int64_t
   conv3_ = register_module("conv3", make_resnet_conv(planes, planes * kExpansion, 1, 1, 0, 1, gen));
   bn3_ = register_module("bn3", std::make_shared<BatchNorm2d>(planes * kExpansion));
   if (downsample) downsample_ = register_module("downsample", downsample);
+}
+
+bool Bottleneck::accept_replacement(const std::string& name, const std::shared_ptr<Module>& m) {
+  if (name == "conv1") conv1_ = m;
+  else if (name == "conv2") conv2_ = m;
+  else if (name == "conv3") conv3_ = m;
+  else return false;
+  return true;
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {

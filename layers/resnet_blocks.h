@@ -28,11 +28,19 @@ class BasicBlock : public Module {
              std::shared_ptr<Sequential> downsample, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
   int64_t in_channels() const { return in_; }
-  int64_t out_channels() const { return planes_; }
+  int64_t out_channels() const { return planes_ * kExpansion; }
+  int64_t planes() const { return planes_; }
+  int64_t stride() const { return stride_; }
+  int64_t dilation() const { return dilation_; }
+  bool has_downsample() const { return downsample_ != nullptr; }
+
+ protected:
+  // conv1 and conv2 may be replaced (a ConvMoE in their place, models/moe_insertion.h).
+  bool accept_replacement(const std::string& name, const std::shared_ptr<Module>& m) override;
 
  private:
-  int64_t in_, planes_;
-  std::shared_ptr<Conv2d> conv1_, conv2_;
+  int64_t in_, planes_, stride_, dilation_;
+  std::shared_ptr<Module> conv1_, conv2_;
   std::shared_ptr<BatchNorm2d> bn1_, bn2_;
   std::shared_ptr<Sequential> downsample_;
 };
@@ -44,9 +52,20 @@ class Bottleneck : public Module {
   Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
              std::shared_ptr<Sequential> downsample, Generator& gen = default_generator());
   Tensor forward(const Tensor& x) override;
+  int64_t in_channels() const { return in_; }
+  int64_t out_channels() const { return planes_ * kExpansion; }
+  int64_t planes() const { return planes_; }
+  int64_t stride() const { return stride_; }
+  int64_t dilation() const { return dilation_; }
+  bool has_downsample() const { return downsample_ != nullptr; }
+
+ protected:
+  // conv1, conv2 and conv3 may be replaced (models/moe_insertion.h).
+  bool accept_replacement(const std::string& name, const std::shared_ptr<Module>& m) override;
 
  private:
-  std::shared_ptr<Conv2d> conv1_, conv2_, conv3_;
+  int64_t in_, planes_, stride_, dilation_;
+  std::shared_ptr<Module> conv1_, conv2_, conv3_;
   std::shared_ptr<BatchNorm2d> bn1_, bn2_, bn3_;
   std::shared_ptr<Sequential> downsample_;
 };

@@ -20,6 +20,10 @@ class Sequential : public Module {
 
   size_t size() const { return children().size(); }
   std::shared_ptr<Module> operator[](size_t i) const;
+
+ protected:
+  // Any child may be replaced: forward runs whatever is in the child list.
+  bool accept_replacement(const std::string&, const std::shared_ptr<Module>&) override { return true; }
 };
 
 // make_sequential(a, b, c): a shared Sequential of the given modules (make_shared cannot take a

@@ -131,6 +131,8 @@ Tensor SparseMoE::forward(const Tensor& x) {
   losses_.switch_loss = moe_switch_loss(probs, idx);
   losses_.entropy = moe_entropy_loss(probs);
   stats_.tokens = t;
+  stats_.grid_h = nh;
+  stats_.grid_w = nw;
   stats_.k = k;
   stats_.capacity = plan.capacity;
   stats_.dropped = plan.dropped;

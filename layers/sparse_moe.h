@@ -69,6 +69,7 @@ struct SparseMoEConfig {
 // Routing of the last forward, for usage statistics (entropy / CV of expert usage).
 struct MoeRoutingStats {
   int64_t tokens = 0, k = 0, capacity = -1, dropped = 0;
+  int64_t grid_h = 1, grid_w = 1;   // tokens of one image as a grid, in row order (per patch: H/P x W/P)
   std::vector<int64_t> requested;   // [N] pairs routed to each expert before the capacity
   std::vector<int64_t> kept;        // [N] pairs each expert processed
 };

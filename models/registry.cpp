@@ -13,6 +13,7 @@
 #include "models/ensemble.h"
 #include "models/frrn.h"
 #include "models/moe.h"
+#include "models/moe_insertion.h"
 
 namespace moeseg {
 
@@ -99,7 +100,7 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
   std::shared_ptr<SegmentationModel> model;
 
   if (type == "model") {
-    check_keys(cfg, {"type", "model", "num_classes", "width", "output_stride", "seed", "checkpoint"}, where);
+    check_keys(cfg, {"type", "model", "num_classes", "width", "output_stride", "seed", "checkpoint", "sparse_moe"}, where);
     MOESEG_CHECK(cfg.contains("model"), where, ": missing key 'model' (one of the registry's names)");
     ModelOptions o;
     o.num_classes = classes;
@@ -109,6 +110,20 @@ std::shared_ptr<SegmentationModel> build(const json& cfg, const std::string& bas
     o.output_stride = static_cast<int>(get_int_in(cfg, "output_stride", 16, 1, 64, where));
     o.seed = get_or<uint64_t>(cfg, "seed", 0, where);
     model = make_model(get_or<std::string>(cfg, "model", "", where), o);
+    if (cfg.contains("sparse_moe")) {
+      const json& s = cfg.at("sparse_moe");
+      const json list = s.is_array() ? s : json::array({s});
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string w = where + ": sparse_moe" + (s.is_array() ? "[" + std::to_string(i) + "]" : "");
+        try {
+          insert_sparse_moe(*model, parse_moe_insertion(list[i], w));
+        } catch (const Error& e) {
+          const std::string msg = e.what();
+          if (msg.rfind(w, 0) == 0) throw;
+          MOESEG_FAIL(w, ": ", msg);   // name the config and the entry
+        }
+      }
+    }
   } else if (type == "moe" || type == "ensemble") {
     if (type == "moe")
       check_keys(cfg, {"type", "num_classes", "experts", "gate", "with_conv", "tap", "input_size", "pool_grid",

@@ -5,7 +5,9 @@
 // Names: frrn_a, frrn_b, deeplabv3plus_resnet18, deeplabv3plus_resnet50, deeplabv3plus_resnet101.
 // JSON config (relative paths are resolved against the config file's folder):
 //   single model: {"model": "frrn_a", "num_classes": 38, "width": 1.0, "output_stride": 16,
-//                  "seed": 0, "checkpoint": "w.safetensors"}
+//                  "seed": 0, "checkpoint": "w.safetensors",
+//                  "sparse_moe": {...} or [{...}, ...] (sparse MoE layers inserted by module name,
+//                  models/moe_insertion.h; applied before the checkpoint is loaded)}
 //   MoE:          {"type": "moe", "num_classes": 38, "experts": [E, E, ...], "gate": "simple"|"classwise",
 //                  "with_conv": false, "tap": "frrnlayer4", "input_size": [480, 640],
 //                  "pool_grid": [30, 40] (optional: resolution-independent gate), "fc_features": 128,

@@ -42,7 +42,9 @@ class SegmentationModel : public Module {
   // Computes logits and the feature maps named in `taps` (each must be in tap_names()).
   virtual SegmentationOutput forward_with_taps(const Tensor& x, const std::vector<std::string>& taps) = 0;
   Tensor forward(const Tensor& x) override { return forward_with_taps(x, {}).logits; }
-  // The default: logits and taps only.
+  // The default: logits and taps, and for every sparse MoE layer in the tree (layers/sparse_moe.h)
+  // its weighted balancing losses in aux_losses and its routing in extras
+  // ("<layer>.expert_indices" [T, k] int64, "<layer>.expert_weights" [T, k]).
   virtual ModelOutput forward_detailed(const Tensor& x, const std::vector<std::string>& taps = {});
   virtual std::vector<std::string> tap_names() const = 0;
   // Channels and stride (input size / tap size) of a tap, for sizing a gate before any forward.
