@@ -109,7 +109,8 @@ std::array<uint8_t, 3> moe_expert_colour(int64_t expert) {
   return kColours[static_cast<size_t>(((expert % 12) + 12) % 12)];
 }
 
-data::Image routing_picture(const Tensor& image, const std::vector<int64_t>& top1, int64_t nh, int64_t nw) {
+data::Image routing_picture(const Tensor& image, const std::vector<int64_t>& top1, int64_t nh, int64_t nw, int scale) {
+  MOESEG_CHECK(scale >= 1 && scale <= 64, "routing_picture: scale ", scale, " outside [1, 64]");
   MOESEG_CHECK(image.dim() == 3 && image.size(0) == 3, "routing_picture: image must be [3, H, W], got ", image.str());
   MOESEG_CHECK(nh >= 1 && nw >= 1 && static_cast<int64_t>(top1.size()) == nh * nw, "routing_picture: ", top1.size(),
                " experts for a ", nh, "x", nw, " token grid");
@@ -121,7 +122,11 @@ data::Image routing_picture(const Tensor& image, const std::vector<int64_t>& top
       uint8_t* p = out.at(static_cast<int>(y), static_cast<int>(x));
       for (int ch = 0; ch < 3; ++ch) p[ch] = static_cast<uint8_t>(std::lround(0.55 * p[ch] + 0.45 * col[static_cast<size_t>(ch)]));
     }
-  return out;
+  if (scale == 1) return out;
+  data::Image big(out.height * scale, out.width * scale, 3);
+  for (int y = 0; y < big.height; ++y)
+    for (int x = 0; x < big.width; ++x) std::copy_n(out.at(y / scale, x / scale), 3, big.at(y, x));
+  return big;
 }
 
 std::vector<int64_t> patch_majority_labels(const Tensor& labels, int64_t nh, int64_t nw, int64_t num_classes) {
@@ -213,7 +218,9 @@ SparseMoeEvaluation evaluate_sparse_moe_model(SegmentationModel& model, const Ex
         if (!opt.pictures_dir.empty() && pictures < opt.pictures_per_subset) {
           fs::create_directories(opt.pictures_dir);
           const std::string file = model_name + "_" + subset + "_" + std::to_string(pictures) + ".png";
-          data::write_png((fs::path(opt.pictures_dir) / file).string(), routing_picture(b.images.select(0, i), top1, gh, gw));
+          const int scale = std::max<int>(1, 240 / static_cast<int>(b.images.size(2)));   // >= 240 pixels high
+          data::write_png((fs::path(opt.pictures_dir) / file).string(),
+                          routing_picture(b.images.select(0, i), top1, gh, gw, scale));
           ev.pictures.push_back({subset + " " + std::to_string(pictures), file});
           ++pictures;
         }

@@ -18,7 +18,8 @@
 // pass; ms per image timed on the first `timing_images` test images one at a time after one
 // warm-up image (the median).
 // Routing picture: the input image with each token's patch tinted by the colour of its top-1
-// expert (moe_expert_colour) at 45%, for the first images of each subset.
+// expert (moe_expert_colour) at 45%, for the first images of each subset, enlarged to at least
+// 240 pixels high.
 // Tested by tests/training/test_sparse_moe_evaluation.cpp.
 #pragma once
 #include <array>
@@ -76,8 +77,10 @@ SparseMoeEvaluation evaluate_sparse_moe_model(SegmentationModel& model, const Ex
 
 // A distinct colour per expert (12 colours, then repeating).
 std::array<uint8_t, 3> moe_expert_colour(int64_t expert);
-// The routing picture of one image: image [3, H, W] in [0, 1]; top1 [nh * nw] in row order.
-data::Image routing_picture(const Tensor& image, const std::vector<int64_t>& top1, int64_t nh, int64_t nw);
+// The routing picture of one image: image [3, H, W] in [0, 1]; top1 [nh * nw] in row order;
+// enlarged `scale` times (nearest neighbour) so that small CPU-sized inputs can be seen.
+data::Image routing_picture(const Tensor& image, const std::vector<int64_t>& top1, int64_t nh, int64_t nw,
+                            int scale = 1);
 // The majority class of each token's patch: labels [H, W] int64; -1 for a patch of ignore pixels.
 std::vector<int64_t> patch_majority_labels(const Tensor& labels, int64_t nh, int64_t nw, int64_t num_classes);
 
