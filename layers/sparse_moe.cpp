@@ -1,7 +1,9 @@
-// SparseMoE: tokens, top-k routing with capacity, the sort-based dispatch and the balancing
-// losses of one forward; the maths are in sparse_moe.h.
+// SparseMoE: tokens, routing (top-k, hard constraint, capacity with drop or re-assignment,
+// renormalised or straight-through weights), the sort-based dispatch and the balancing losses of
+// one forward; the maths are in sparse_moe.h and layers/moe_gate.h.
 #include "layers/sparse_moe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -32,7 +34,39 @@ void check_finite_scores(const Tensor& logits, const std::string& layer) {
                  static_cast<int64_t>(i) % n, " is ", v[i], " (NaN or infinite input or router weights?)");
 }
 
+// The experts the hard constraint masked, [N] flags -> ascending indices.
+std::vector<int64_t> masked_indices(const std::vector<bool>& masked) {
+  std::vector<int64_t> out;
+  for (size_t e = 0; e < masked.size(); ++e)
+    if (masked[e]) out.push_back(static_cast<int64_t>(e));
+  return out;
+}
+
+void check_gate_options(const SparseMoEConfig& c) {
+  const std::string& L = c.name;
+  MOESEG_CHECK(std::isfinite(c.noise_std) && c.noise_std > 0.0, L, ": noise_std must be > 0 and finite, got ",
+               c.noise_std);
+  MOESEG_CHECK(c.reassign_rounds >= 0, L, ": reassign_rounds must be >= 0, got ", c.reassign_rounds);
+  MOESEG_CHECK(!c.straight_through || c.k == 1, L, ": the straight-through estimator needs k = 1, got k = ", c.k);
+  if (c.hard_constraint_share) {
+    const double tau = *c.hard_constraint_share, lo = 1.0 / static_cast<double>(c.num_experts);
+    MOESEG_CHECK(std::isfinite(tau) && tau > lo && tau <= 1.0, L, ": hard_constraint_share must be in (1/N, 1] = (",
+                 lo, ", 1] for N = ", c.num_experts, ", got ", tau);
+  }
+}
+
 }  // namespace
+
+const char* moe_tokens_name(MoeTokens tokens) {
+  return tokens == MoeTokens::PerImage ? "per_image" : "per_patch";
+}
+
+MoeTokens moe_tokens_from_name(const std::string& name, const std::string& context) {
+  for (MoeTokens t : {MoeTokens::PerImage, MoeTokens::PerPatch})
+    if (name == moe_tokens_name(t)) return t;
+  MOESEG_FAIL(context.empty() ? std::string("moe tokens") : context, ": unknown tokens '", name,
+              "' (known: per_image, per_patch)");
+}
 
 SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vector<std::shared_ptr<Module>> experts,
                      Generator& gen)
@@ -45,6 +79,7 @@ SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vecto
                ": capacity factor must be > 0, got ", cfg_.capacity_factor.value_or(0.0));
   MOESEG_CHECK(cfg_.tokens != MoeTokens::PerPatch || cfg_.patch >= 1, L, ": patch size must be >= 1, got ",
                cfg_.patch);
+  check_gate_options(cfg_);
   MOESEG_CHECK(in_channels >= 1, L, ": in_channels must be >= 1, got ", in_channels);
   MOESEG_CHECK(static_cast<int64_t>(experts.size()) == cfg_.num_experts, L, ": ", experts.size(),
                " experts given, num_experts = ", cfg_.num_experts);
@@ -56,7 +91,8 @@ SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vecto
                  shapes_of(*experts[e]));
   }
   router_ = register_module("router",
-                            std::make_shared<MoeRouter>(cfg_.router, in_channels, cfg_.num_experts, cfg_.noise, gen));
+                            std::make_shared<MoeRouter>(cfg_.router, in_channels, cfg_.num_experts, cfg_.noise, gen,
+                                                        cfg_.noise_std));
   auto list = register_module("experts", std::make_shared<Module>("ModuleList"));
   experts_ = std::move(experts);
   for (size_t e = 0; e < experts_.size(); ++e) list->register_module(std::to_string(e), experts_[e]);
@@ -65,6 +101,34 @@ SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vecto
 Module& SparseMoE::expert(int64_t e) const {
   MOESEG_CHECK(e >= 0 && e < cfg_.num_experts, cfg_.name, ": no expert ", e, " (N = ", cfg_.num_experts, ")");
   return *experts_[static_cast<size_t>(e)];
+}
+
+// Selection scores and gate probabilities, hard mask, top-k, capacity and re-assignment, weights
+// (sparse_moe.h, moe_gate.h).
+SparseMoE::Gate SparseMoE::gate(const MoeRouterOutput& r, int64_t t) const {
+  const std::string& L = cfg_.name;
+  const int64_t n = cfg_.num_experts, k = cfg_.k;
+  check_finite_scores(r.logits, L);
+  if (router_->noise_active()) check_finite_scores(r.noisy, L);
+  Gate g;
+  g.logits = r.logits, g.noisy = r.noisy, g.noise_std = r.noise_std;
+  Tensor scores = softmax(r.noisy, 1);
+  const bool clean_weights = cfg_.noise == MoeNoise::StdNormalized && router_->noise_active();
+  g.probs = clean_weights ? softmax(r.logits, 1) : scores;
+  if (is_training() && cfg_.hard_constraint_share) {
+    auto importance = sum(g.probs.detach(), {0}).to(Device{}).to(DType::Float64).to_vector<double>();
+    g.masked = moe_hard_constraint_mask(importance, k, *cfg_.hard_constraint_share);
+  }
+  g.plain_idx = moe_select_topk(scores, k);
+  const bool any_masked = std::find(g.masked.begin(), g.masked.end(), true) != g.masked.end();
+  g.idx = any_masked ? moe_select_topk(scores, k, g.masked) : g.plain_idx;
+  if (is_training() && cfg_.capacity_factor)
+    g.capacity = static_cast<int64_t>(
+        std::ceil(static_cast<double>(k * t) / static_cast<double>(n) * *cfg_.capacity_factor));
+  if (g.capacity && cfg_.overflow == MoeOverflow::Reassign && cfg_.reassign_rounds > 0)
+    g.idx = moe_reassign_overflow(g.idx, scores, *g.capacity, cfg_.reassign_rounds, g.masked, &g.moved);
+  g.w = moe_gate_weights(moe_gather_scores(g.probs, g.idx), cfg_.straight_through);
+  return g;
 }
 
 Tensor SparseMoE::forward(const Tensor& x) {
@@ -88,17 +152,9 @@ Tensor SparseMoE::forward(const Tensor& x) {
   const int64_t t = tokens.size(0);
 
   // ---- routing ----
-  MoeRouterOutput r = router_->route(tokens, &noise_gen_);
-  check_finite_scores(r.logits, L);
-  if (r.noise_std.defined()) check_finite_scores(r.noisy, L);
-  Tensor probs = softmax(r.noisy, 1);
-  auto [vals, idx] = topk(probs, k, 1);
-  Tensor w = div(vals, sum(vals, {1}, true));
-  std::optional<int64_t> capacity;
-  if (is_training() && cfg_.capacity_factor)
-    capacity = static_cast<int64_t>(
-        std::ceil(static_cast<double>(k * t) / static_cast<double>(n) * *cfg_.capacity_factor));
-  MoeRoutingPlan plan = moe_routing_plan(idx, n, capacity);
+  Gate g = gate(router_->route(tokens, &noise_gen_), t);
+  const Tensor &idx = g.idx, &w = g.w, &probs = g.probs;
+  MoeRoutingPlan plan = moe_routing_plan(idx, n, g.capacity);
 
   // ---- dispatch: each expert once on its contiguous slice ----
   Tensor xp = moe_permute(tokens.reshape({t, c * th * tw}), plan).view({plan.kept(), c, th, tw});
@@ -126,8 +182,9 @@ Tensor SparseMoE::forward(const Tensor& x) {
 
   // ---- balancing losses and statistics ----
   losses_.importance = cv_squared(moe_importance(w, idx, n));
-  losses_.load = cv_squared(r.noise_std.defined() ? moe_smooth_load(r.logits, r.noisy, r.noise_std, idx, k)
-                                                  : moe_hard_load(idx, n, probs.dtype()));
+  losses_.load = cv_squared(g.noise_std.defined()
+                                ? moe_smooth_load(g.logits, g.noisy, g.noise_std, g.plain_idx, k)
+                                : moe_hard_load(idx, n, probs.dtype()));
   losses_.switch_loss = moe_switch_loss(probs, idx);
   losses_.entropy = moe_entropy_loss(probs);
   stats_.tokens = t;
@@ -136,6 +193,10 @@ Tensor SparseMoE::forward(const Tensor& x) {
   stats_.dropped = plan.dropped;
   stats_.requested = plan.requested;
   stats_.kept = plan.counts;
+  stats_.reassigned = g.moved.reassigned;
+  stats_.reassign_rounds = g.moved.rounds;
+  stats_.masked_experts = masked_indices(g.masked);
+  stats_.masked = static_cast<int64_t>(stats_.masked_experts.size());
   last_idx_ = idx;
   last_w_ = w;
   return out;
