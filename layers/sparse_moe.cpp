@@ -1,7 +1,9 @@
-// SparseMoE: tokens, top-k routing with capacity, the sort-based dispatch and the balancing
-// losses of one forward; the maths are in sparse_moe.h.
+// SparseMoE: tokens, routing (top-k, hard constraint, capacity with drop or re-assignment,
+// renormalised or straight-through weights), the sort-based dispatch and the balancing losses of
+// one forward; the maths are in sparse_moe.h and layers/moe_gate.h.
 #include "layers/sparse_moe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -32,7 +34,39 @@ void check_finite_scores(const Tensor& logits, const std::string& layer) {
                  static_cast<int64_t>(i) % n, " is ", v[i], " (NaN or infinite input or router weights?)");
 }
 
+// The experts the hard constraint masked, [N] flags -> ascending indices.
+std::vector<int64_t> masked_indices(const std::vector<bool>& masked) {
+  std::vector<int64_t> out;
+  for (size_t e = 0; e < masked.size(); ++e)
+    if (masked[e]) out.push_back(static_cast<int64_t>(e));
+  return out;
+}
+
+void check_gate_options(const SparseMoEConfig& c) {
+  const std::string& L = c.name;
+  MOESEG_CHECK(std::isfinite(c.noise_std) && c.noise_std > 0.0, L, ": noise_std must be > 0 and finite, got ",
+               c.noise_std);
+  MOESEG_CHECK(c.reassign_rounds >= 0, L, ": reassign_rounds must be >= 0, got ", c.reassign_rounds);
+  MOESEG_CHECK(!c.straight_through || c.k == 1, L, ": the straight-through estimator needs k = 1, got k = ", c.k);
+  if (c.hard_constraint_share) {
+    const double tau = *c.hard_constraint_share, lo = 1.0 / static_cast<double>(c.num_experts);
+    MOESEG_CHECK(std::isfinite(tau) && tau > lo && tau <= 1.0, L, ": hard_constraint_share must be in (1/N, 1] = (",
+                 lo, ", 1] for N = ", c.num_experts, ", got ", tau);
+  }
+}
+
 }  // namespace
+
+const char* moe_tokens_name(MoeTokens tokens) {
+  return tokens == MoeTokens::PerImage ? "per_image" : "per_patch";
+}
+
+MoeTokens moe_tokens_from_name(const std::string& name, const std::string& context) {
+  for (MoeTokens t : {MoeTokens::PerImage, MoeTokens::PerPatch})
+    if (name == moe_tokens_name(t)) return t;
+  MOESEG_FAIL(context.empty() ? std::string("moe tokens") : context, ": unknown tokens '", name,
+              "' (known: per_image, per_patch)");
+}
 
 SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vector<std::shared_ptr<Module>> experts,
                      Generator& gen)
@@ -43,8 +77,11 @@ SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vecto
                ", N = ", cfg_.num_experts);
   MOESEG_CHECK(!cfg_.capacity_factor || (std::isfinite(*cfg_.capacity_factor) && *cfg_.capacity_factor > 0.0), L,
                ": capacity factor must be > 0, got ", cfg_.capacity_factor.value_or(0.0));
+  MOESEG_CHECK(cfg_.patch_halo >= 0 && cfg_.patch_halo <= 4096, L, ": patch halo must be in [0, 4096], got ",
+               cfg_.patch_halo);
   MOESEG_CHECK(cfg_.tokens != MoeTokens::PerPatch || cfg_.patch >= 1, L, ": patch size must be >= 1, got ",
                cfg_.patch);
+  check_gate_options(cfg_);
   MOESEG_CHECK(in_channels >= 1, L, ": in_channels must be >= 1, got ", in_channels);
   MOESEG_CHECK(static_cast<int64_t>(experts.size()) == cfg_.num_experts, L, ": ", experts.size(),
                " experts given, num_experts = ", cfg_.num_experts);
@@ -56,7 +93,8 @@ SparseMoE::SparseMoE(const SparseMoEConfig& cfg, int64_t in_channels, std::vecto
                  shapes_of(*experts[e]));
   }
   router_ = register_module("router",
-                            std::make_shared<MoeRouter>(cfg_.router, in_channels, cfg_.num_experts, cfg_.noise, gen));
+                            std::make_shared<MoeRouter>(cfg_.router, in_channels, cfg_.num_experts, cfg_.noise, gen,
+                                                        cfg_.noise_std));
   auto list = register_module("experts", std::make_shared<Module>("ModuleList"));
   experts_ = std::move(experts);
   for (size_t e = 0; e < experts_.size(); ++e) list->register_module(std::to_string(e), experts_[e]);
@@ -67,6 +105,34 @@ Module& SparseMoE::expert(int64_t e) const {
   return *experts_[static_cast<size_t>(e)];
 }
 
+// Selection scores and gate probabilities, hard mask, top-k, capacity and re-assignment, weights
+// (sparse_moe.h, moe_gate.h).
+SparseMoE::Gate SparseMoE::gate(const MoeRouterOutput& r, int64_t t) const {
+  const std::string& L = cfg_.name;
+  const int64_t n = cfg_.num_experts, k = cfg_.k;
+  check_finite_scores(r.logits, L);
+  if (router_->noise_active()) check_finite_scores(r.noisy, L);
+  Gate g;
+  g.logits = r.logits, g.noisy = r.noisy, g.noise_std = r.noise_std;
+  Tensor scores = softmax(r.noisy, 1);
+  const bool clean_weights = cfg_.noise == MoeNoise::StdNormalized && router_->noise_active();
+  g.probs = clean_weights ? softmax(r.logits, 1) : scores;
+  if (is_training() && cfg_.hard_constraint_share) {
+    auto importance = sum(g.probs.detach(), {0}).to(Device{}).to(DType::Float64).to_vector<double>();
+    g.masked = moe_hard_constraint_mask(importance, k, *cfg_.hard_constraint_share);
+  }
+  g.plain_idx = moe_select_topk(scores, k);
+  const bool any_masked = std::find(g.masked.begin(), g.masked.end(), true) != g.masked.end();
+  g.idx = any_masked ? moe_select_topk(scores, k, g.masked) : g.plain_idx;
+  if (is_training() && cfg_.capacity_factor)
+    g.capacity = static_cast<int64_t>(
+        std::ceil(static_cast<double>(k * t) / static_cast<double>(n) * *cfg_.capacity_factor));
+  if (g.capacity && cfg_.overflow == MoeOverflow::Reassign && cfg_.reassign_rounds > 0)
+    g.idx = moe_reassign_overflow(g.idx, scores, *g.capacity, cfg_.reassign_rounds, g.masked, &g.moved);
+  g.w = moe_gate_weights(moe_gather_scores(g.probs, g.idx), cfg_.straight_through);
+  return g;
+}
+
 Tensor SparseMoE::forward(const Tensor& x) {
   const std::string& L = cfg_.name;
   MOESEG_CHECK(x.defined() && x.dim() == 4 && x.size(1) == in_, L, ": input must be [B, ", in_, ", H, W], got ",
@@ -75,6 +141,7 @@ Tensor SparseMoE::forward(const Tensor& x) {
 
   // ---- tokens [T, C, h, w] ----
   Tensor tokens;
+  const int64_t halo = cfg_.tokens == MoeTokens::PerPatch ? cfg_.patch_halo : 0;
   int64_t nh = 1, nw = 1, th = hh, tw = ww;
   if (cfg_.tokens == MoeTokens::PerImage) {
     tokens = x;
@@ -82,23 +149,26 @@ Tensor SparseMoE::forward(const Tensor& x) {
     const int64_t p = cfg_.patch;
     MOESEG_CHECK(hh % p == 0 && ww % p == 0, L, ": feature map ", hh, "x", ww, " is not a multiple of the patch size ",
                  p);
-    nh = hh / p, nw = ww / p, th = p, tw = p;
-    tokens = x.reshape({b, c, nh, p, nw, p}).permute({0, 2, 4, 1, 3, 5}).reshape({b * nh * nw, c, p, p});
+    nh = hh / p, nw = ww / p, th = p + 2 * halo, tw = p + 2 * halo;
+    if (halo == 0) {
+      tokens = x.reshape({b, c, nh, p, nw, p}).permute({0, 2, 4, 1, 3, 5}).reshape({b * nh * nw, c, p, p});
+    } else {   // overlapping windows of the zero-padded map, in (b, row, col) order
+      const Tensor zr = Tensor::zeros({b, c, halo, ww}, x.dtype(), x.device());
+      Tensor xpad = concat({zr, x, zr}, 2);
+      const Tensor zc = Tensor::zeros({b, c, hh + 2 * halo, halo}, x.dtype(), x.device());
+      xpad = concat({zc, xpad, zc}, 3);
+      std::vector<Tensor> windows;
+      for (int64_t r = 0; r < nh; ++r)
+        for (int64_t q = 0; q < nw; ++q) windows.push_back(xpad.narrow(2, r * p, th).narrow(3, q * p, tw).unsqueeze(1));
+      tokens = concat(windows, 1).reshape({b * nh * nw, c, th, tw});
+    }
   }
   const int64_t t = tokens.size(0);
 
   // ---- routing ----
-  MoeRouterOutput r = router_->route(tokens, &noise_gen_);
-  check_finite_scores(r.logits, L);
-  if (r.noise_std.defined()) check_finite_scores(r.noisy, L);
-  Tensor probs = softmax(r.noisy, 1);
-  auto [vals, idx] = topk(probs, k, 1);
-  Tensor w = div(vals, sum(vals, {1}, true));
-  std::optional<int64_t> capacity;
-  if (is_training() && cfg_.capacity_factor)
-    capacity = static_cast<int64_t>(
-        std::ceil(static_cast<double>(k * t) / static_cast<double>(n) * *cfg_.capacity_factor));
-  MoeRoutingPlan plan = moe_routing_plan(idx, n, capacity);
+  Gate g = gate(router_->route(tokens, &noise_gen_), t);
+  const Tensor &idx = g.idx, &w = g.w, &probs = g.probs;
+  MoeRoutingPlan plan = moe_routing_plan(idx, n, g.capacity);
 
   // ---- dispatch: each expert once on its contiguous slice ----
   Tensor xp = moe_permute(tokens.reshape({t, c * th * tw}), plan).view({plan.kept(), c, th, tw});
@@ -120,14 +190,20 @@ Tensor SparseMoE::forward(const Tensor& x) {
   const int64_t co = out_shape[1];
   Tensor yp = (outs.size() == 1 ? outs[0] : concat(outs, 0)).reshape({plan.kept(), co * th * tw});
   Tensor y = moe_unpermute_combine(yp, plan, w);   // [T, C'·h·w]
-  Tensor out = cfg_.tokens == MoeTokens::PerImage
-                   ? y.view({b, co, hh, ww})
-                   : y.view({b, nh, nw, co, th, tw}).permute({0, 3, 1, 4, 2, 5}).reshape({b, co, hh, ww});
+  Tensor out;
+  if (cfg_.tokens == MoeTokens::PerImage) {
+    out = y.view({b, co, hh, ww});
+  } else {
+    const int64_t p = cfg_.patch;
+    Tensor centre = halo == 0 ? y.view({t, co, p, p}) : y.view({t, co, th, tw}).narrow(2, halo, p).narrow(3, halo, p);
+    out = centre.reshape({b, nh, nw, co, p, p}).permute({0, 3, 1, 4, 2, 5}).reshape({b, co, hh, ww});
+  }
 
   // ---- balancing losses and statistics ----
   losses_.importance = cv_squared(moe_importance(w, idx, n));
-  losses_.load = cv_squared(r.noise_std.defined() ? moe_smooth_load(r.logits, r.noisy, r.noise_std, idx, k)
-                                                  : moe_hard_load(idx, n, probs.dtype()));
+  losses_.load = cv_squared(g.noise_std.defined()
+                                ? moe_smooth_load(g.logits, g.noisy, g.noise_std, g.plain_idx, k)
+                                : moe_hard_load(idx, n, probs.dtype()));
   losses_.switch_loss = moe_switch_loss(probs, idx);
   losses_.entropy = moe_entropy_loss(probs);
   stats_.tokens = t;
@@ -138,6 +214,10 @@ Tensor SparseMoE::forward(const Tensor& x) {
   stats_.dropped = plan.dropped;
   stats_.requested = plan.requested;
   stats_.kept = plan.counts;
+  stats_.reassigned = g.moved.reassigned;
+  stats_.reassign_rounds = g.moved.rounds;
+  stats_.masked_experts = masked_indices(g.masked);
+  stats_.masked = static_cast<int64_t>(stats_.masked_experts.size());
   last_idx_ = idx;
   last_w_ = w;
   return out;

@@ -3,16 +3,30 @@
 //
 // Tokens. x [B, C, H, W]. Per image: T = B tokens, token t = x[t] ([C, H, W]). Per patch
 // (PatchMoE): the map is cut into P×P patches (H, W multiples of P), T = B·(H/P)·(W/P) tokens
-// [C, P, P] in (b, row, col) order; each patch is routed and processed on its own (an expert's
-// convolutions see zero padding at the patch border) and put back at its place.
+// [C, P, P] in (b, row, col) order; each patch is routed and processed on its own and put back at
+// its place. With patch_halo = 0 an expert's convolutions see zero padding at the patch border;
+// with a halo h each token is the (P+2h)×(P+2h) window around its patch in the zero-padded map
+// (the lineage's PatchMOELayer uses h = 1: it unfolds patches with a one-pixel border), the
+// router sees the window too, and only the centre P×P of the expert's output is put back. With h
+// = the experts' reach (dilation·(K−1)/2 for one conv) a PatchMoE whose experts are all the same
+// conv computes exactly that conv.
 //
-// Routing (layers/moe_router.h): logits h [T, N] (+ noise in training), scores
-// probs = softmax(h) [T, N]; idx [T, k] = the k largest scores; weights
-// w[t, s] = probs[t, idx[t, s]] / Σ_s' probs[t, idx[t, s']] (= Shazeer's softmax over the kept
-// logits). y[t] = Σ_s w[t, s] · E_{idx[t, s]}(x_t) over the kept pairs.
+// Routing (layers/moe_router.h, layers/moe_gate.h): logits h [T, N] and noisy h~ (= h at eval),
+// selection scores q = softmax(h~) [T, N]; gate probabilities probs = q, except with the
+// StdNormalized noise where probs = softmax(h) (the lineage takes its weights from the clean
+// scores and uses the normalised noisy ones only to choose; so do we). idx [T, k] = the k largest
+// q over the experts not masked by the hard constraint; with a capacity and overflow Reassign the
+// pairs over capacity are re-assigned (moe_gate.h); weights from v[t, s] = probs[t, idx[t, s]]:
+// w[t, s] = v[t, s] / Σ_s' v[t, s'] (= Shazeer's softmax over the kept logits), or with
+// straight_through (k = 1 only) w = 1 + v − stopgrad(v) (exactly 1 forward, the router's gradient
+// through v). y[t] = Σ_s w[t, s] · E_{idx[t, s]}(x_t) over the kept pairs.
 // Capacity (training only, when a factor is set): C_e = ⌈k·T/N·factor⌉ pairs per expert; the
-// pairs beyond it (later tokens first) are dropped and contribute nothing (no re-normalisation;
-// a token with every pair dropped gives 0). Eval: plain top-k, no capacity, no noise.
+// pairs beyond it (later tokens first) are re-assigned (Reassign) and what is left is dropped and
+// contributes nothing (no re-normalisation; a token with every pair dropped gives 0).
+// Hard constraint (training only, hard_constraint_share τ set): the experts whose share of the
+// batch's summed probs exceeds τ are masked for that forward, at least k experts stay (moe_gate.h
+// has our reading of the paper). Eval: plain top-k of the clean logits, no capacity, no noise, no
+// mask.
 //
 // Dispatch (kernels/moe_dispatch.h), never all experts then a mask: the plan counts and sorts
 // the T·k pairs by expert, moe_permute gathers the tokens into one expert-contiguous buffer
@@ -28,14 +42,17 @@
 // BN downsample when C != C'). State-dict names: "router.*", "experts.<e>.*".
 //
 // FLOPs per token of h·w pixels (forward): router 2·C·N (+ C·h·w for the GAP; the 1x1-conv
-// router 2·C·N·h·w; the noise head another 2·C·N); experts k · (cost of one expert):
+// router 2·C·N·h·w, the 3x3 and two-conv routers in moe_router.h; the noise head another 2·C·N);
+// experts k · (cost of one expert):
 // ConvMoE 2·C·C'·K²·h·w, BlockMoE 2·9·(C·C' + C'·C')·h·w (+ 2·C·C'·h·w with a downsample),
 // plus 2·k·C'·h·w for the weighted combine. Independent of N apart from the router.
 //
 // Balancing (layers/moe_balancing.h, formulas there): importance CV², load CV² (the normal-CDF
-// estimate while the noise is on), switch N·Σ f_i·P_i, entropy log N − H(mean probs); each has a
-// weight in SparseMoEConfig and aux_losses() returns the weighted ones of the last forward.
-// Tested by tests/layers/test_sparse_moe.cpp.
+// estimate while the learned noise is on, on the plain top k of h~ before mask and re-assignment;
+// else the counts of the final idx), switch N·Σ f_i·P_i (f of the final idx), entropy
+// log N − H(mean probs); probs as above (with StdNormalized the clean softmax). Each has a weight
+// in SparseMoEConfig and aux_losses() returns the weighted ones of the last forward.
+// Tested by tests/layers/test_sparse_moe.cpp and tests/layers/test_moe_gate_options.cpp.
 #pragma once
 #include <map>
 #include <memory>
@@ -46,22 +63,35 @@
 #include "core/rng.h"
 #include "kernels/moe_dispatch.h"
 #include "layers/moe_balancing.h"
+#include "layers/moe_gate.h"
 #include "layers/moe_router.h"
 #include "layers/module.h"
 
 namespace moeseg {
 
 enum class MoeTokens { PerImage, PerPatch };
+const char* moe_tokens_name(MoeTokens tokens);   // "per_image", "per_patch"
+MoeTokens moe_tokens_from_name(const std::string& name, const std::string& context = "");
 
+// Refused at construction, naming the layer (`name`) and the value: k outside [1, N], capacity
+// factor <= 0, noise_std <= 0 or not finite, reassign_rounds < 0, τ outside (1/N, 1],
+// straight_through with k != 1. JSON names of the enums: moe_router_kind_name, moe_noise_name
+// (moe_router.h), moe_overflow_name (moe_gate.h), moe_tokens_name; each has a _from_name parser.
 struct SparseMoEConfig {
   std::string name = "SparseMoE";       // the layer's name in error messages (e.g. "layer4.1.conv2")
   int64_t num_experts = 4;               // N
   int64_t k = 1;                         // experts per token, 1 <= k <= N
   MoeTokens tokens = MoeTokens::PerImage;
   int64_t patch = 4;                     // P for PerPatch
+  int64_t patch_halo = 0;                // PerPatch: each token also holds this many pixels of its neighbours
   MoeRouterKind router = MoeRouterKind::GapLinear;
   MoeNoise noise = MoeNoise::None;
+  double noise_std = 0.1;                // σ of MoeNoise::StdNormalized (> 0, finite)
   std::optional<double> capacity_factor; // > 0; none = no capacity
+  MoeOverflow overflow = MoeOverflow::Drop;   // what happens to the pairs over capacity
+  int64_t reassign_rounds = 25;          // >= 0, rounds of MoeOverflow::Reassign (0 = Drop)
+  bool straight_through = false;         // w = 1 + p − stopgrad(p); k = 1 only
+  std::optional<double> hard_constraint_share;   // τ in (1/N, 1]; none = no hard constraint
   uint64_t noise_seed = 0;               // seeds the layer's noise generator
   double importance_weight = 0.0, load_weight = 0.0, switch_weight = 0.0, entropy_weight = 0.0;
 };
@@ -70,8 +100,12 @@ struct SparseMoEConfig {
 struct MoeRoutingStats {
   int64_t tokens = 0, k = 0, capacity = -1, dropped = 0;
   int64_t grid_h = 1, grid_w = 1;   // tokens of one image as a grid, in row order (per patch: H/P x W/P)
-  std::vector<int64_t> requested;   // [N] pairs routed to each expert before the capacity
+  std::vector<int64_t> requested;   // [N] pairs routed to each expert before the capacity (after re-assignment)
   std::vector<int64_t> kept;        // [N] pairs each expert processed
+  int64_t reassigned = 0;           // pairs moved to another expert by MoeOverflow::Reassign
+  int64_t reassign_rounds = 0;      // rounds that moved at least one pair
+  int64_t masked = 0;               // experts masked by the hard constraint
+  std::vector<int64_t> masked_experts;   // their indices, ascending
 };
 
 class SparseMoE : public Module {
@@ -99,6 +133,17 @@ class SparseMoE : public Module {
   Generator& noise_generator() { return noise_gen_; }
 
  private:
+  struct Gate {   // the routing of one forward
+    Tensor logits, noisy, noise_std;    // the router's output
+    Tensor probs;                       // [T, N] gate probabilities (weights and balancing)
+    Tensor plain_idx, idx;              // [T, k] top k of the scores; after mask and re-assignment
+    Tensor w;                           // [T, k]
+    std::optional<int64_t> capacity;
+    std::vector<bool> masked;           // [N] or empty
+    MoeReassignResult moved;
+  };
+  Gate gate(const MoeRouterOutput& r, int64_t tokens) const;
+
   SparseMoEConfig cfg_;
   int64_t in_;
   std::shared_ptr<MoeRouter> router_;

@@ -17,11 +17,6 @@ using json = nlohmann::json;
 
 constexpr NamedValue<MoeInsertTarget> kTargetNames[] = {{MoeInsertTarget::Conv, "conv"},
                                                         {MoeInsertTarget::Block, "block"}};
-constexpr NamedValue<MoeTokens> kTokenNames[] = {{MoeTokens::PerImage, "image"}, {MoeTokens::PerPatch, "patch"}};
-constexpr NamedValue<MoeRouterKind> kRouterNames[] = {{MoeRouterKind::GapLinear, "gap_linear"},
-                                                      {MoeRouterKind::Conv1x1Gap, "conv1x1_gap"},
-                                                      {MoeRouterKind::RandomProjection, "random_projection"}};
-constexpr NamedValue<MoeNoise> kNoiseNames[] = {{MoeNoise::None, "none"}, {MoeNoise::ShazeerLearned, "shazeer"}};
 
 // The module at a dotted path below root ("" = root).
 Module& module_at(Module& root, const std::string& path) {
@@ -125,17 +120,22 @@ std::vector<std::string> insert_sparse_moe(Module& root, const MoeInsertion& ins
     cfg.noise_seed = ins.seed * 1000003ULL + 104729ULL * (i + 1);
     std::vector<std::shared_ptr<Module>> experts;
     int64_t in_channels = 0;
+    int64_t reach = 0;   // how far an output pixel sees: the halo a per-patch token needs
     if (auto* c = dynamic_cast<Conv2d*>(t.module.get())) {
       experts = conv_experts(t.name, *c, ins, gen);
       in_channels = c->config().in_channels;
+      reach = c->config().dilation * (c->config().kernel - 1) / 2;
     } else if (auto* b = dynamic_cast<BasicBlock*>(t.module.get())) {
       experts = block_experts(t.name, *b, ins, gen);
       in_channels = b->in_channels();
+      reach = 2 * b->dilation();
     } else {
       auto* bn = dynamic_cast<Bottleneck*>(t.module.get());
       experts = block_experts(t.name, *bn, ins, gen);
       in_channels = bn->in_channels();
+      reach = bn->dilation();
     }
+    if (cfg.tokens == MoeTokens::PerPatch) cfg.patch_halo = ins.patch_halo >= 0 ? ins.patch_halo : reach;
     auto layer = std::make_shared<SparseMoE>(cfg, in_channels, std::move(experts), gen);
     const size_t dot = t.name.rfind('.');
     Module& parent = dot == std::string::npos ? root : module_at(root, t.name.substr(0, dot));
@@ -149,7 +149,8 @@ std::vector<std::string> insert_sparse_moe(Module& root, const MoeInsertion& ins
 MoeInsertion parse_moe_insertion(const json& j, const std::string& where) {
   MOESEG_CHECK(j.is_object(), where, ": a sparse_moe insertion must be an object, got ", json_text(j));
   check_keys(j, {"replace", "target", "tokens", "patch", "patch_halo", "num_experts", "k", "router", "noise",
-                 "capacity_factor", "importance_weight", "load_weight", "switch_weight", "entropy_weight",
+                 "noise_std", "capacity_factor", "overflow", "reassign_rounds", "straight_through",
+                 "hard_constraint_share", "importance_weight", "load_weight", "switch_weight", "entropy_weight",
                  "expert_init", "seed", "comment"},
              where);
   MoeInsertion ins;
@@ -157,18 +158,31 @@ MoeInsertion parse_moe_insertion(const json& j, const std::string& where) {
   MOESEG_CHECK(!ins.pattern.empty(), where, ": key 'replace' is empty (a module-name pattern, e.g. \"layer4\")");
   ins.target = parse_named(kTargetNames, get_or<std::string>(j, "target", "conv", where), where + ": key 'target'");
   SparseMoEConfig& c = ins.layer;
-  c.tokens = parse_named(kTokenNames, get_or<std::string>(j, "tokens", "image", where), where + ": key 'tokens'");
+  c.tokens = moe_tokens_from_name(get_or<std::string>(j, "tokens", "per_image", where), where + ": key 'tokens'");
   c.patch = get_int_in(j, "patch", c.patch, 1, 4096, where);
   ins.patch_halo = get_int_in(j, "patch_halo", -1, -1, 4096, where);
   c.num_experts = get_int_in(j, "num_experts", c.num_experts, 1, 4096, where);
   c.k = get_int_in(j, "k", c.k, 1, 4096, where);
   MOESEG_CHECK(c.k <= c.num_experts, where, ": key 'k' is ", c.k, ", more than num_experts = ", c.num_experts);
-  c.router = parse_named(kRouterNames, get_or<std::string>(j, "router", "gap_linear", where), where + ": key 'router'");
-  c.noise = parse_named(kNoiseNames, get_or<std::string>(j, "noise", "none", where), where + ": key 'noise'");
+  c.router = moe_router_kind_from_name(get_or<std::string>(j, "router", "gap_linear", where), where + ": key 'router'");
+  c.noise = moe_noise_from_name(get_or<std::string>(j, "noise", "none", where), where + ": key 'noise'");
+  c.noise_std = get_or<double>(j, "noise_std", c.noise_std, where);
+  MOESEG_CHECK(std::isfinite(c.noise_std) && c.noise_std > 0, where, ": key 'noise_std' must be > 0, got ", c.noise_std);
   if (j.contains("capacity_factor")) {
     const double f = get_required<double>(j, "capacity_factor", where);
     MOESEG_CHECK(std::isfinite(f) && f > 0, where, ": key 'capacity_factor' must be > 0, got ", f);
     c.capacity_factor = f;
+  }
+  c.overflow = moe_overflow_from_name(get_or<std::string>(j, "overflow", "drop", where), where + ": key 'overflow'");
+  c.reassign_rounds = get_int_in(j, "reassign_rounds", c.reassign_rounds, 0, 1 << 20, where);
+  c.straight_through = get_or<bool>(j, "straight_through", false, where);
+  MOESEG_CHECK(!c.straight_through || c.k == 1, where, ": key 'straight_through' needs k = 1, got k = ", c.k);
+  if (j.contains("hard_constraint_share")) {
+    const double tau = get_required<double>(j, "hard_constraint_share", where);
+    MOESEG_CHECK(std::isfinite(tau) && tau > 1.0 / static_cast<double>(c.num_experts) && tau <= 1.0, where,
+                 ": key 'hard_constraint_share' must be in (1/N, 1] = (", 1.0 / static_cast<double>(c.num_experts),
+                 ", 1], got ", tau);
+    c.hard_constraint_share = tau;
   }
   for (auto [key, dst] : {std::pair<const char*, double*>{"importance_weight", &c.importance_weight},
                           {"load_weight", &c.load_weight},

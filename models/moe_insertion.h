@@ -26,11 +26,15 @@
 // the spec does not give, so we keep our router's child names; README, "Sparse MoE layers").
 //
 // JSON (the "sparse_moe" key of a single-model config, an object or a list of them):
-//   {"replace": "layer4", "target": "conv"|"block", "tokens": "image"|"patch", "patch": 2,
-//    "patch_halo": -1 (-1: the conv's reach, dilation*(K-1)/2; blocks: 0), "num_experts": 4,
-//    "k": 1, "router": "gap_linear", "noise": "none"|"shazeer", "capacity_factor": 1.25,
+//   {"replace": "layer4", "target": "conv"|"block", "tokens": "per_image"|"per_patch", "patch": 2,
+//    "patch_halo": -1 (-1: the replaced module's reach: dilation*(K-1)/2 for a conv, 2*dilation
+//    for a BasicBlock, dilation for a Bottleneck), "num_experts": 4,
+//    "k": 1, "router": "gap_linear"|"conv1x1_gap"|"conv3x3_gap"|"two_conv_bn_gap"|"random_projection",
+//    "noise": "none"|"shazeer_learned"|"std_normalized", "noise_std": 0.1,
+//    "capacity_factor": 1.25, "overflow": "drop"|"reassign", "reassign_rounds": 25,
+//    "straight_through": false, "hard_constraint_share": 0.5,
 //    "importance_weight": 0, "load_weight": 0, "switch_weight": 0, "entropy_weight": 0,
-//    "expert_init": "fresh"|"copy", "seed": 0}
+//    "expert_init": "fresh"|"copy", "seed": 0}   (layers/sparse_moe.h says what each does)
 // Unknown keys and out-of-range values are refused naming the key.
 // Tested by tests/models/test_moe_insertion.cpp.
 #pragma once
@@ -53,7 +57,7 @@ struct MoeInsertion {
   std::string pattern;                       // matched against dotted module names (substring)
   MoeInsertTarget target = MoeInsertTarget::Conv;
   SparseMoEConfig layer;                     // the template of every inserted layer (name, seed set per layer)
-  int64_t patch_halo = -1;                   // per-patch tokens: -1 = the replaced conv's reach
+  int64_t patch_halo = -1;                   // per-patch tokens: -1 = the replaced module's reach
   bool copy_weights = false;                 // experts start as copies of the replaced module
   uint64_t seed = 0;                         // expert initialisation and noise seeds
 };

@@ -108,6 +108,32 @@ TEST_CASE("moe_insertion: with copied experts the network computes what it compu
     for (auto& [name, layer] : sparse_moe_layers(*m)) CHECK(layer->routing_stats().tokens == 2);
     CHECK(max_abs_diff(moe, dense) < 1e-10);
   }
+  // PatchMoE: with the halo of the conv's reach (the default) each patch sees its neighbours, so
+  // copied experts give the dense network again; without a halo the patch borders see zeros.
+  for (int64_t halo : {int64_t{-1}, int64_t{0}}) {
+    CAPTURE(halo);
+    auto m = small_deeplab();
+    m->eval();
+    NoGradGuard ng;
+    const Tensor x = input().to(DType::Float64);
+    m->to(DType::Float64);
+    const Tensor dense = m->forward(x);
+    m->to(DType::Float32);
+    MoeInsertion ins = insertion("layer4", MoeInsertTarget::Conv, 4, 2, /*copy=*/true);
+    ins.layer.tokens = MoeTokens::PerPatch;
+    ins.layer.patch = 2;
+    ins.patch_halo = halo;
+    insert_sparse_moe(*m, ins);
+    const auto layers = sparse_moe_layers(*m);
+    CHECK(layers[1].second->config().patch_halo == (halo < 0 ? 1 : 0));   // layer4.0.conv2: the previous dilation 1
+    CHECK(layers[3].second->config().patch_halo == (halo < 0 ? 2 : 0));   // layer4.1.conv1: dilation 2
+    CHECK(layers[2].second->config().patch_halo == 0);                    // the 1x1 downsample: no reach
+    m->to(DType::Float64);
+    const Tensor moe = m->forward(x);
+    CHECK(layers[0].second->routing_stats().tokens == 2 * 2 * 2);   // 4x4 map, 2x2 patches, 2 images
+    if (halo < 0) CHECK(max_abs_diff(moe, dense) < 1e-10);
+    else CHECK(max_abs_diff(moe, dense) > 1e-3);
+  }
   // Fresh experts compute something else, so the check above would catch an insertion that left
   // the old modules running.
   auto m = small_deeplab();
@@ -194,7 +220,7 @@ TEST_CASE("moe_insertion: balancing losses and routing reach forward_detailed") 
 TEST_CASE("moe_insertion: the registry's sparse_moe key, and its errors name the config entry and key") {
   nlohmann::json cfg = {{"model", "deeplabv3plus_resnet18"}, {"num_classes", 5}, {"width", 0.125},
                         {"sparse_moe", {{{"replace", "layer4.0"}, {"target", "block"}, {"num_experts", 2}},
-                                        {{"replace", "layer4.1.conv2"}, {"tokens", "patch"}, {"patch", 2}, {"k", 2}}}}};
+                                        {{"replace", "layer4.1.conv2"}, {"tokens", "per_patch"}, {"patch", 2}, {"k", 2}}}}};
   auto m = make_model_from_config(cfg);
   const auto layers = sparse_moe_layers(*m);
   REQUIRE(layers.size() == 2);
@@ -209,7 +235,11 @@ TEST_CASE("moe_insertion: the registry's sparse_moe key, and its errors name the
   };
   bad({{"replace", "layer4"}, {"experts", 4}}, {"sparse_moe[0]", "experts"});
   bad({{"replace", "layer4"}, {"k", 5}, {"num_experts", 4}}, {"sparse_moe[0]", "key 'k' is 5"});
-  bad({{"replace", "layer4"}, {"router", "mlp"}}, {"sparse_moe[0]: key 'router' is 'mlp'", "gap_linear"});
+  bad({{"replace", "layer4"}, {"router", "mlp"}}, {"sparse_moe[0]: key 'router'", "mlp", "gap_linear", "two_conv_bn_gap"});
+  bad({{"replace", "layer4"}, {"noise", "shazeer"}}, {"sparse_moe[0]: key 'noise'", "shazeer_learned"});
+  bad({{"replace", "layer4"}, {"k", 2}, {"straight_through", true}}, {"sparse_moe[0]", "straight_through", "k = 2"});
+  bad({{"replace", "layer4"}, {"hard_constraint_share", 0.2}}, {"sparse_moe[0]", "hard_constraint_share", "(0.25, 1]"});
+  bad({{"replace", "layer4"}, {"overflow", "spill"}}, {"sparse_moe[0]: key 'overflow'", "reassign"});
   bad({{"replace", "layer4"}, {"capacity_factor", 0.0}}, {"key 'capacity_factor' must be > 0"});
   bad({{"replace", "nothing_here"}}, {"sparse_moe[0]", "pattern 'nothing_here' matches no Conv2d"});
   bad({{"target", "conv"}}, {"sparse_moe[0]", "replace"});
