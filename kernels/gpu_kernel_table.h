@@ -172,6 +172,38 @@ inline GpuKernels make_gpu_kernel_table(const char* name) {
                                int64_t HW, int bins, unsigned char* st, double* res, float* ws) {
     calibration_histogram(p, y, u, ignore, N, C, HW, bins, st, res, ws);
   };
+  t.moe_routing_plan_workspace_elems = [](int64_t T, int k, int N) {
+    return moe_routing_plan_workspace_elems(T, k, N);
+  };
+  t.moe_routing_plan = [](const int64_t* idx, int64_t T, int k, int N, int64_t cap, int64_t* req, int64_t* cnt,
+                          int64_t* off, int64_t* order, int64_t* pos, int64_t* inv, int64_t* ws) {
+    moe_routing_plan(idx, T, k, N, cap, req, cnt, off, order, pos, inv, ws);
+  };
+  t.moe_permute_rows = [](const float* x, const int64_t* order, int64_t P, int k, int64_t D, float* xp) {
+    moe_permute_rows(x, order, P, k, D, xp);
+  };
+  t.moe_combine_rows = [](const float* rows, const float* w, const int64_t* pos, int64_t T, int k, int64_t D,
+                          float* y) { moe_combine_rows(rows, w, pos, T, k, D, y); };
+  t.moe_combine_backward = [](const float* dy, const float* w, const float* yp, const int64_t* order,
+                              const int64_t* pos, int64_t T, int k, int64_t P, int64_t D, float* dyp, float* dw) {
+    moe_combine_backward(dy, w, yp, order, pos, T, k, P, D, dyp, dw);
+  };
+  t.moe_grouped_bias_fill = [](const float* b, const int64_t* off, int N, int64_t P, int64_t Do, float* yp) {
+    moe_grouped_bias_fill(b, off, N, P, Do, yp);
+  };
+  t.moe_grouped_bias_backward = [](const float* dy, const int64_t* off, int N, int64_t Do, float* db) {
+    moe_grouped_bias_backward(dy, off, N, Do, db);
+  };
+  t.moe_grouped_gemm_forward = [](const float* xp, const float* w, const int64_t* off, int N, int64_t P, int64_t D,
+                                  int64_t Do, float* yp) { moe_grouped_gemm_forward(xp, w, off, N, P, D, Do, yp); };
+  t.moe_grouped_gemm_backward_data = [](const float* dy, const float* w, const int64_t* off, int N, int64_t P,
+                                        int64_t D, int64_t Do, float* dxp) {
+    moe_grouped_gemm_backward_data(dy, w, off, N, P, D, Do, dxp);
+  };
+  t.moe_grouped_gemm_backward_weight = [](const float* dy, const float* xp, const int64_t* off, int N, int64_t D,
+                                          int64_t Do, float* dw) {
+    moe_grouped_gemm_backward_weight(dy, xp, off, N, D, Do, dw);
+  };
   return t;
 }
 

@@ -152,6 +152,27 @@ struct GpuKernels {
                                 int64_t ignore_index, int N, int C, int64_t HW, int bins, unsigned char* status,
                                 double* result, float* workspace);
 
+  // moe_dispatch.cu (kernels/moe_dispatch.h has the maths; int64 plan arrays on the device;
+  // capacity <= 0: none; order has room for T*k entries, the first offsets[N] are written)
+  size_t (*moe_routing_plan_workspace_elems)(int64_t tokens, int k, int N);
+  void (*moe_routing_plan)(const int64_t* idx, int64_t tokens, int k, int N, int64_t capacity, int64_t* requested,
+                           int64_t* counts, int64_t* offsets, int64_t* order, int64_t* position, int64_t* invalid,
+                           int64_t* workspace);
+  void (*moe_permute_rows)(const float* x, const int64_t* order, int64_t P, int k, int64_t D, float* xp);
+  void (*moe_combine_rows)(const float* rows, const float* w, const int64_t* position, int64_t T, int k, int64_t D,
+                           float* y);
+  void (*moe_combine_backward)(const float* dy, const float* w, const float* yp, const int64_t* order,
+                               const int64_t* position, int64_t T, int k, int64_t P, int64_t D, float* dyp,
+                               float* dw);
+  void (*moe_grouped_bias_fill)(const float* bias, const int64_t* offsets, int N, int64_t P, int64_t Do, float* yp);
+  void (*moe_grouped_bias_backward)(const float* dy, const int64_t* offsets, int N, int64_t Do, float* db);
+  void (*moe_grouped_gemm_forward)(const float* xp, const float* weight, const int64_t* offsets, int N, int64_t P,
+                                   int64_t D, int64_t Do, float* yp);
+  void (*moe_grouped_gemm_backward_data)(const float* dy, const float* weight, const int64_t* offsets, int N,
+                                         int64_t P, int64_t D, int64_t Do, float* dxp);
+  void (*moe_grouped_gemm_backward_weight)(const float* dy, const float* xp, const int64_t* offsets, int N, int64_t D,
+                                           int64_t Do, float* dweight);
+
   // ---- vendor libraries: only in the GPU table (nullptr in the CUDA-on-CPU one) ----------------
   // cuBLAS, row-major: C[M,N] = alpha * op(A) op(B) + beta * C with op(X) = X or X^T; lda, ldb and
   // ldc are row-major leading dimensions (elements between rows). linear uses it on a GPU.

@@ -1,4 +1,5 @@
-// CUDA paths of pooling, upsampling, top-k and the FRRU pieces (see kernels/gpu_ops.h). Every
+// CUDA paths of pooling, upsampling, top-k, the FRRU pieces and the MoE dispatch (see
+// kernels/gpu_ops.h). Every
 // backward is one node holding a closure over what it saved: the kernels do the work, so the
 // nodes differ only in which launcher they call.
 #include "kernels/gpu_ops.h"
@@ -8,6 +9,7 @@
 
 #include "core/autograd.h"
 #include "kernels/gpu_kernels.h"
+#include "kernels/moe_dispatch.h"
 
 namespace moeseg::gpu {
 
@@ -192,6 +194,143 @@ Tensor frru_conv1x1_upsample_add(const Tensor& y, const Tensor& z, const Tensor&
     });
   }
   return out;
+}
+
+// ---- sparse-MoE dispatch -----------------------------------------------------------------------
+namespace {
+
+// What the kernels read of a plan, on device d.
+struct MoePlanTensors {
+  Tensor order, position, offsets;
+};
+
+// The plan's device copies from its cache, made there by explicit host->device copies when the
+// cache is empty or on another device (then replaced: one device at a time).
+MoePlanTensors plan_on(const MoeRoutingPlan& plan, Device d) {
+  MoePlanDeviceCache& c = plan.device_cache;
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (!c.order.defined() || c.device != d) {
+    c.order = Tensor::from_vector(plan.order, {plan.kept()}, d);
+    c.position = Tensor::from_vector(plan.position, {plan.tokens * plan.k}, d);
+    c.offsets = Tensor::from_vector(plan.offsets, {plan.experts + 1}, d);
+    c.device = d;
+    c.uploads++;
+  }
+  return {c.order, c.position, c.offsets};
+}
+
+const int64_t* ip(const Tensor& t) { return t.data<int64_t>(); }
+
+}  // namespace
+
+MoeRoutingPlan moe_routing_plan(const Tensor& idx, int64_t num_experts, int64_t capacity) {
+  const Device d = idx.device();
+  const Tensor ic = idx.contiguous();
+  const int64_t T = idx.size(0), k = idx.size(1), pairs = T * k, N = num_experts;
+  const GpuKernels& kt = gpu_kernels();
+  // One int64 buffer for every output, so one device->host copy brings the plan back:
+  // [requested N | counts N | offsets N+1 | invalid 1 | position T*k | order T*k (first P used)].
+  const int64_t o_cnt = N, o_off = 2 * N, o_inv = 3 * N + 1, o_pos = 3 * N + 2, o_ord = o_pos + pairs;
+  Tensor buf = Tensor::empty({o_ord + pairs}, DType::Int64, d);
+  auto part = [&](int64_t off, int64_t n) { return buf.narrow(0, off, n); };
+  const size_t ws_elems = kt.moe_routing_plan_workspace_elems(T, i32(k), i32(N));
+  Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(ws_elems), 1)}, DType::Int64, d);
+  kt.moe_routing_plan(ip(ic), T, i32(k), i32(N), capacity, part(0, N).data<int64_t>(),
+                      part(o_cnt, N).data<int64_t>(), part(o_off, N + 1).data<int64_t>(),
+                      part(o_ord, pairs).data<int64_t>(), part(o_pos, pairs).data<int64_t>(),
+                      part(o_inv, 1).data<int64_t>(), ws.data<int64_t>());
+  const std::vector<int64_t> h = buf.to_vector<int64_t>();   // the explicit device->host copy
+  if (h[static_cast<size_t>(o_inv)] != 0) {
+    // An index outside [0, N): the host plan of a host copy of idx throws naming it.
+    (void)::moeseg::moe_routing_plan(idx.to(Device{}), N, capacity > 0 ? std::optional<int64_t>(capacity)
+                                                                       : std::nullopt);
+    MOESEG_FAIL("moe_routing_plan: ", h[static_cast<size_t>(o_inv)], " expert indices of ", idx.str(),
+                " are outside [0, ", N, ")");
+  }
+  auto slice = [&](int64_t off, int64_t n) {
+    return std::vector<int64_t>(h.begin() + off, h.begin() + off + n);
+  };
+  MoeRoutingPlan plan;
+  plan.tokens = T, plan.k = k, plan.experts = N, plan.capacity = capacity > 0 ? capacity : -1;
+  plan.requested = slice(0, N);
+  plan.counts = slice(o_cnt, N);
+  plan.offsets = slice(o_off, N + 1);
+  const int64_t P = plan.offsets.back();
+  plan.position = slice(o_pos, pairs);
+  plan.order = slice(o_ord, P);
+  plan.dropped = pairs - P;
+  MoePlanDeviceCache& c = plan.device_cache;   // the kernels' copies are already on the device
+  c.device = d;
+  c.order = part(o_ord, P), c.position = part(o_pos, pairs), c.offsets = part(o_off, N + 1);
+  return plan;
+}
+
+Tensor moe_permute(const Tensor& x, const MoeRoutingPlan& plan) {
+  const Tensor xc = x.detach().contiguous();
+  const Device d = x.device();
+  const MoePlanTensors p = plan_on(plan, d);
+  const int64_t P = plan.kept(), D = x.size(1), T = plan.tokens;
+  const int k = i32(plan.k);
+  Tensor xp = Tensor::empty({P, D}, DType::Float32, d);
+  gpu_kernels().moe_permute_rows(xc.data<float>(), ip(p.order), P, k, D, xp.data<float>());
+  if (autograd::needs_grad({&x}))
+    record("MoePermute", {&x}, xp, [=](const Tensor& g) {   // dx = the weight-1 combine of dxp
+      Tensor gx = Tensor::empty({T, D}, DType::Float32, d);
+      gpu_kernels().moe_combine_rows(g.data<float>(), nullptr, ip(p.position), T, k, D, gx.data<float>());
+      return std::vector<Tensor>{gx};
+    });
+  return xp;
+}
+
+Tensor moe_unpermute_combine(const Tensor& yp, const MoeRoutingPlan& plan, const Tensor& w) {
+  const Tensor yc = yp.detach().contiguous(), wc = w.detach().contiguous();
+  const Device d = yp.device();
+  const MoePlanTensors p = plan_on(plan, d);
+  const int64_t P = plan.kept(), Do = yp.size(1), T = plan.tokens;
+  const int k = i32(plan.k);
+  Tensor y = Tensor::empty({T, Do}, DType::Float32, d);
+  gpu_kernels().moe_combine_rows(yc.data<float>(), wc.data<float>(), ip(p.position), T, k, Do, y.data<float>());
+  if (autograd::needs_grad({&yp, &w})) {
+    const bool need_yp = yp.requires_grad(), need_w = w.requires_grad();
+    record("MoeUnpermuteCombine", {&yp, &w}, y, [=](const Tensor& g) {
+      Tensor gyp = need_yp ? Tensor::empty({P, Do}, DType::Float32, d) : Tensor();
+      Tensor gw = need_w ? Tensor::empty({T, k}, DType::Float32, d) : Tensor();
+      gpu_kernels().moe_combine_backward(g.data<float>(), wc.data<float>(), yc.data<float>(), ip(p.order),
+                                         ip(p.position), T, k, P, Do, fp(gyp), fp(gw));
+      return std::vector<Tensor>{gyp, gw};
+    });
+  }
+  return y;
+}
+
+Tensor moe_grouped_linear(const Tensor& xp, const MoeRoutingPlan& plan, const Tensor& weight, const Tensor& bias) {
+  const Tensor xc = xp.detach().contiguous(), wc = weight.detach().contiguous();
+  const Tensor bc = bias.defined() ? bias.detach().contiguous() : Tensor();
+  const Device d = xp.device();
+  const MoePlanTensors p = plan_on(plan, d);
+  const int64_t P = plan.kept(), D = xp.size(1), Do = weight.size(1);
+  const int N = i32(plan.experts);
+  const GpuKernels& kt = gpu_kernels();
+  Tensor yp = Tensor::empty({P, Do}, DType::Float32, d);
+  kt.moe_grouped_bias_fill(fp(bc), ip(p.offsets), N, P, Do, yp.data<float>());   // bias undefined: zeros
+  kt.moe_grouped_gemm_forward(xc.data<float>(), wc.data<float>(), ip(p.offsets), N, P, D, Do, yp.data<float>());
+  if (autograd::needs_grad({&xp, &weight, &bias})) {
+    const bool need_x = xp.requires_grad(), need_w = weight.requires_grad();
+    const bool need_b = bias.defined() && bias.requires_grad();
+    record("MoeGroupedLinear", {&xp, &weight, &bias}, yp, [=](const Tensor& g) {
+      const GpuKernels& kk = gpu_kernels();
+      Tensor gx = need_x ? Tensor::empty({P, D}, DType::Float32, d) : Tensor();
+      Tensor gw = need_w ? Tensor::empty({N, Do, D}, DType::Float32, d) : Tensor();
+      Tensor gb = need_b ? Tensor::empty({N, Do}, DType::Float32, d) : Tensor();
+      if (need_x)
+        kk.moe_grouped_gemm_backward_data(g.data<float>(), wc.data<float>(), ip(p.offsets), N, P, D, Do, fp(gx));
+      if (need_w)
+        kk.moe_grouped_gemm_backward_weight(g.data<float>(), xc.data<float>(), ip(p.offsets), N, D, Do, fp(gw));
+      if (need_b) kk.moe_grouped_bias_backward(g.data<float>(), ip(p.offsets), N, Do, fp(gb));
+      return std::vector<Tensor>{gx, gw, gb};
+    });
+  }
+  return yp;
 }
 
 }  // namespace moeseg::gpu

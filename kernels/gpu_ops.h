@@ -1,12 +1,17 @@
-// The CUDA paths of the spatial ops and top-k (pooling, upsampling, FRRU pieces): each launches
-// its kernel from kernels/cuda/ through gpu_kernels() and records a node whose backward launches
-// the matching backward kernel. Called by the ops themselves (pooling.cpp, upsample.cpp, frru.cpp,
-// reduce.cpp) after their argument checks, for float32 CUDA tensors; nothing else calls them.
+// The CUDA paths of the spatial ops, top-k and the sparse-MoE dispatch (pooling, upsampling, FRRU
+// pieces, moe_*): each launches its kernel from kernels/cuda/ through gpu_kernels() and records a
+// node whose backward launches the matching backward kernel. Called by the ops themselves
+// (pooling.cpp, upsample.cpp, frru.cpp, reduce.cpp, moe_dispatch.cpp) after their argument
+// checks, for float32 CUDA tensors (int64 indices for the routing plan); nothing else calls them.
 // Tests: tests/device/ (against the CPU backend on the emulated CUDA device).
 #pragma once
 #include <utility>
 
 #include "core/tensor.h"
+
+namespace moeseg {
+struct MoeRoutingPlan;   // kernels/moe_dispatch.h
+}
 
 namespace moeseg::gpu {
 
@@ -19,5 +24,13 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t out_h, int64_t out_w);
 std::pair<Tensor, Tensor> topk_last_dim(const Tensor& x, int64_t k, bool largest);
 Tensor frru_pool_concat(const Tensor& y, const Tensor& z, int64_t factor);
 Tensor frru_conv1x1_upsample_add(const Tensor& y, const Tensor& z, const Tensor& weight, const Tensor& bias);
+
+// Sparse-MoE dispatch (kernels/moe_dispatch.h): the plan of a CUDA idx built on the device
+// (capacity <= 0: none) and the three ops; each reads the plan's device copies, uploading them
+// into plan.device_cache on first use.
+MoeRoutingPlan moe_routing_plan(const Tensor& idx, int64_t num_experts, int64_t capacity);
+Tensor moe_permute(const Tensor& x, const MoeRoutingPlan& plan);
+Tensor moe_unpermute_combine(const Tensor& yp, const MoeRoutingPlan& plan, const Tensor& w);
+Tensor moe_grouped_linear(const Tensor& xp, const MoeRoutingPlan& plan, const Tensor& weight, const Tensor& bias);
 
 }  // namespace moeseg::gpu

@@ -3,6 +3,7 @@
 // gather, the weighted un-permute, and the grouped linear with one OpenBLAS GEMM per non-empty
 // expert. Every pass writes each output row from one thread (gathers; the experts' GEMMs write
 // disjoint slices), so results are bit-identical run to run and with any OpenMP thread count.
+// float32 CUDA tensors go to their kernels through kernels/gpu_ops.cpp after the checks here.
 #include "kernels/moe_dispatch.h"
 
 #include <cblas.h>
@@ -13,6 +14,7 @@
 
 #include "core/autograd.h"
 #include "kernels/device_fallback.h"
+#include "kernels/gpu_ops.h"
 
 namespace moeseg {
 
@@ -240,6 +242,10 @@ MoeRoutingPlan moe_routing_plan(const Tensor& idx_in, int64_t num_experts, std::
   MOESEG_CHECK(k >= 1, op, ": k must be >= 1, got indices ", idx_in.str());
   MOESEG_CHECK(k <= num_experts, op, ": k = ", k, " > N = ", num_experts, " experts (indices ", idx_in.str(), ")");
   MOESEG_CHECK(!capacity || *capacity > 0, op, ": capacity must be > 0, got ", capacity.value_or(0));
+  if (on_cuda(idx_in)) {
+    MOESEG_CHECK(num_experts < INT_MAX, op, ": ", num_experts, " experts is too many for the CUDA kernels");
+    return gpu::moe_routing_plan(idx_in, num_experts, capacity ? *capacity : -1);
+  }
   // The plan is host data (the per-expert GEMM loop needs the counts on the host anyway).
   std::vector<int64_t> idx = idx_in.to_vector<int64_t>();
   MoeRoutingPlan plan;
@@ -282,7 +288,8 @@ Tensor moe_permute(const Tensor& x, const MoeRoutingPlan& plan) {
   MOESEG_CHECK(x.size(0) == plan.tokens, op, ": x ", x.str(), " has ", x.size(0), " tokens, the plan ", plan.tokens,
                " (", plan.str(), ")");
   if (on_cuda(x)) {
-    note_cpu_fallback(op);
+    if (x.dtype() == DType::Float32) return gpu::moe_permute(x, plan);
+    note_cpu_fallback(op, "float64");
     return moe_permute(cpu_copy(x), plan).to(x.device());
   }
   const int64_t D = x.size(1);
@@ -313,7 +320,8 @@ Tensor moe_unpermute_combine(const Tensor& yp, const MoeRoutingPlan& plan, const
   MOESEG_CHECK(w.size(0) == plan.tokens && w.size(1) == plan.k, op, ": weights ", w.str(), " must be [",
                plan.tokens, ", ", plan.k, "] (", plan.str(), ")");
   if (on_cuda(yp)) {
-    note_cpu_fallback(op);
+    if (yp.dtype() == DType::Float32) return gpu::moe_unpermute_combine(yp, plan, w);
+    note_cpu_fallback(op, "float64");
     return moe_unpermute_combine(cpu_copy(yp), plan, cpu_copy(w)).to(yp.device());
   }
   const int64_t Do = yp.size(1);
@@ -357,7 +365,9 @@ Tensor moe_grouped_linear(const Tensor& xp, const MoeRoutingPlan& plan, const Te
   MOESEG_CHECK(xp.size(0) < INT_MAX && D < INT_MAX && Do < INT_MAX, op, ": too large for BLAS int: xp ", xp.str(),
                ", weight ", weight.str());
   if (on_cuda(xp)) {
-    note_cpu_fallback(op);
+    MOESEG_CHECK(N < INT_MAX, op, ": ", N, " experts is too many for the CUDA kernels");
+    if (xp.dtype() == DType::Float32) return gpu::moe_grouped_linear(xp, plan, weight, bias);
+    note_cpu_fallback(op, "float64");
     return moe_grouped_linear(cpu_copy(xp), plan, cpu_copy(weight), cpu_copy(bias)).to(xp.device());
   }
   Tensor xc = xp.detach().contiguous(), wc = weight.detach().contiguous();

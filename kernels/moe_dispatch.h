@@ -31,12 +31,33 @@
 //
 // Determinism (DESIGN.md): the plan is a counting sort; every output row of every pass (forward
 // and backward) is written by one thread in a fixed order (gathers, never scatter-adds), the
-// per-expert GEMMs write disjoint slices. float32 / float64 on the CPU; CUDA tensors fall back to
-// the CPU for now and say so.
+// per-expert GEMMs write disjoint slices. float32 / float64 on the CPU.
+//
+// CUDA: float32 CUDA tensors run the kernels of kernels/cuda/moe_dispatch.cu through the kernel
+// table (kernels/gpu_ops.cpp), forward and backward; float64 CUDA tensors take the announced CPU
+// fallback (kernels/device_fallback.h), as conv2d and linear do. The plan stays the host-side
+// description (the layer slices experts by its host counts and offsets); what the kernels read
+// (order, position, offsets) lives as int64 device tensors in the plan's device cache, made once
+// per plan and device by explicit host->device copies and shared by every op and backward pass
+// that uses the plan. The grouped linear is one launch of the plain grouped GEMM kernels over all
+// experts (a row finds its expert in offsets); on a real GPU a cuBLAS path, one gemm per non-empty
+// expert as kernels/linear.cpp does for Linear, may be added later.
+// moe_routing_plan on a CUDA idx builds the plan on the device with the .cu histogram / scan /
+// scatter kernels and copies the result back to the host in one explicit device->host copy
+// (requested, counts, offsets, position, order, and the count of out-of-range indices); the device
+// copies of order, position and offsets stay in the plan's cache, so the ops that follow upload
+// nothing. Chosen (by reasoning, not measured) over copying idx to the host and sorting there:
+// about the same bytes cross (2 T*k + 3N + 2 int64, all down, against T*k down and P + T*k + N + 1
+// up), but in one transfer instead of two with a host sort between them, and the O(T*k) sort stays
+// where the indices already are. The host copy of order and position is still made so that the
+// plan is one complete description, usable by the CPU ops too. An index out of range is then found
+// on a host copy of idx, for the same message as the CPU's.
 // Tests: tests/ops/test_moe_dispatch.cpp (plans by hand, gradients, PyTorch fixtures made by
-// tools/fixtures/cases_moe.py, bad input).
+// tools/fixtures/cases_moe.py, bad input); tests/device/test_moe_dispatch_device.cpp (the CUDA
+// path on the emulated device against the CPU, forward and backward, and the upload cache).
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +65,40 @@
 #include "core/tensor.h"
 
 namespace moeseg {
+
+// Device copies of a plan's order [P], position [T*k] and offsets [N + 1] (int64, on `device`),
+// filled by the first CUDA op on the plan (or by moe_routing_plan on a CUDA idx) and read by the
+// later ones. A copied plan starts with an empty cache (the copy may be edited, the cache would
+// then be stale); a moved one keeps it.
+struct MoePlanDeviceCache {
+  std::mutex mu;
+  Device device;
+  Tensor order, position, offsets;   // undefined until filled
+  int64_t uploads = 0;               // host->device uploads made into this cache (tests)
+
+  MoePlanDeviceCache() = default;
+  MoePlanDeviceCache(const MoePlanDeviceCache&) {}
+  MoePlanDeviceCache& operator=(const MoePlanDeviceCache& o) {
+    if (this != &o) {
+      std::lock_guard<std::mutex> lock(mu);
+      device = Device{}, order = position = offsets = Tensor(), uploads = 0;
+    }
+    return *this;
+  }
+  MoePlanDeviceCache(MoePlanDeviceCache&& o) noexcept { take(o); }
+  MoePlanDeviceCache& operator=(MoePlanDeviceCache&& o) noexcept {
+    if (this != &o) take(o);
+    return *this;
+  }
+
+ private:
+  void take(MoePlanDeviceCache& o) {
+    std::scoped_lock lock(mu, o.mu);
+    device = o.device, order = std::move(o.order), position = std::move(o.position);
+    offsets = std::move(o.offsets), uploads = o.uploads;
+    o.order = o.position = o.offsets = Tensor(), o.uploads = 0;
+  }
+};
 
 struct MoeRoutingPlan {
   int64_t tokens = 0;        // T
@@ -56,6 +111,7 @@ struct MoeRoutingPlan {
   std::vector<int64_t> order;       // [P] pair index t*k+s at each sorted position
   std::vector<int64_t> position;    // [T*k] sorted position of each pair, -1 when dropped
   int64_t dropped = 0;              // pairs dropped by the capacity
+  mutable MoePlanDeviceCache device_cache;   // the kernels' view of the plan on a CUDA device
 
   int64_t kept() const { return offsets.empty() ? 0 : offsets.back(); }
   std::string str() const;          // "T=.. k=.. N=.. kept=.. dropped=.."
@@ -63,6 +119,7 @@ struct MoeRoutingPlan {
 
 // The plan for top-k expert indices idx [T, k] (int64, values in [0, num_experts)), k <= N.
 // capacity: per-expert limit (> 0); pairs beyond it are dropped, first tokens in token order win.
+// A CUDA idx: built on the device and copied back (see the top of this file).
 MoeRoutingPlan moe_routing_plan(const Tensor& idx, int64_t num_experts, std::optional<int64_t> capacity = std::nullopt);
 
 // xp [P, D]: the rows of x [T, D] in expert-contiguous order. Differentiable in x.

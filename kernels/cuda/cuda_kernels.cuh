@@ -314,5 +314,17 @@ void moe_grouped_bias_fill(const float* bias, const int64_t* offsets, int N, int
                            cudaStream_t stream = nullptr);
 void moe_grouped_bias_backward(const float* dy, const int64_t* offsets, int N, int64_t Do, float* db,
                                cudaStream_t stream = nullptr);
+// The grouped GEMM (weight [N, D_out, D], each expert's PyTorch [out, in] matrix; row q of
+// xp [P, D] belongs to the expert e with offsets[e] <= q < offsets[e+1]):
+//   forward        yp [P, D_out] += xp[q] W[e(q)]^T   (onto the bias fill above)
+//   backward data  dxp [P, D] = dy[q] W[e(q)]
+//   backward weight dW [N, D_out, D] = sum over the rows of e of dy[r]^T xp[r]   (0: expert without rows)
+// float32 accumulation in a fixed order; no atomics.
+void moe_grouped_gemm_forward(const float* xp, const float* weight, const int64_t* offsets, int N, int64_t P,
+                              int64_t D, int64_t Do, float* yp, cudaStream_t stream = nullptr);
+void moe_grouped_gemm_backward_data(const float* dy, const float* weight, const int64_t* offsets, int N, int64_t P,
+                                    int64_t D, int64_t Do, float* dxp, cudaStream_t stream = nullptr);
+void moe_grouped_gemm_backward_weight(const float* dy, const float* xp, const int64_t* offsets, int N, int64_t D,
+                                      int64_t Do, float* dweight, cudaStream_t stream = nullptr);
 
 }  // namespace moeseg::MOESEG_KERNEL_NS

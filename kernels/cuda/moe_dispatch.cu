@@ -1,8 +1,13 @@
 // moe_dispatch: the CUDA kernels of sort-based sparse-MoE dispatch (kernels/moe_dispatch.h has the
 // maths): the routing plan (chunked histogram, exclusive prefix sum with the capacity, stable
-// scatter), the permute gather, the weighted un-permute and its backward, and the per-expert bias
-// of the grouped linear (the GEMMs themselves are one gemm call per non-empty expert on the host,
-// cuBLAS on a GPU). float32 rows, int64 plan. Compiled by nvcc and by g++ for CUDA-on-CPU
+// scatter), the permute gather, the weighted un-permute and its backward, and the grouped linear:
+// the per-expert bias and a grouped GEMM (forward, data and weight gradients) in which each row
+// finds its expert in offsets, so all experts run in one launch and an expert without rows costs
+// nothing (its weight gradient is written as exact zeros). The grouped GEMM is the plain one
+// (one thread per output element, a dot product from global memory): correct, deterministic and
+// what the emulated device runs; on a real GPU a cuBLAS path (one gemm per non-empty expert from
+// the host offsets, as kernels/linear.cpp does for Linear) may be added later where it pays.
+// float32 rows, int64 plan. Compiled by nvcc and by g++ for CUDA-on-CPU
 // (tests/cuda_kernels/test_moe_dispatch.cpp, against the CPU ops).
 //
 // Plan (pairs P0 = T*k, N experts, chunks of kMoeChunk pairs; C = ceil(P0 / kMoeChunk)):
@@ -26,6 +31,14 @@
 //   combine bwd w      dw[p] = <dy[t, :], yp[position[p], :]>, one warp per pair (0 when dropped)
 //   bias fill          yp[q, j] = b[e(q), j] (e(q) by binary search in offsets), before a beta = 1 GEMM
 //   bias bwd           db[e, j] = sum of dy rows of expert e, in row order, accumulated in double
+//   gemm fwd           yp[q, j] += <xp[q, :], W[e(q), j, :]>  (after the bias fill)  2*P*D*Do FLOPs
+//   gemm bwd data      dxp[q, d] = sum_j dy[q, j] W[e(q), j, d]                     2*P*D*Do FLOPs
+//   gemm bwd weight    dW[e, j, d] = sum over rows r of expert e of dy[r, j] xp[r, d], in row order
+//                      (0 for an expert without rows)                               2*P*D*Do FLOPs
+//   The GEMMs accumulate in float32 in a fixed order (d, j or r ascending): bit-identical runs,
+//   equal to the CPU's OpenBLAS sgemm to float32 rounding (a different summation order), not
+//   bit for bit. Their reads are not tiled (each thread streams a row of xp and one of W): about
+//   2*D*4 bytes per 2*D FLOPs from L1/L2, far below a tiled GEMM's rate on a GPU (see above).
 // Memory bound throughout (arithmetic intensity <= 0.5 FLOP/B): on an H100 (3.35 TB/s) permuting
 // 8192 pairs of 256 floats (8 MB each way) is ~5 us.
 #include "kernels/cuda/kernel_common.cuh"
@@ -183,6 +196,51 @@ moe_grouped_bias_backward_kernel(const float* dy, const int64_t* offsets, int N,
   }
 }
 
+// yp[q, j] += <xp[q, :], W[e(q), j, :]>: one thread per output element; the expert of the row by
+// binary search in offsets (the rows of one warp share it except at a slice boundary).
+__global__ void __launch_bounds__(kMoeBlock)
+moe_grouped_gemm_forward_kernel(const float* xp, const float* W, const int64_t* offsets, int N, long long P,
+                                long long D, long long Do, float* yp) {
+  const long long total = P * Do;
+  for (long long i = global_index_x(); i < total; i += grid_stride_x()) {
+    const long long q = i / Do, j = i - q * Do;
+    const float* a = xp + q * D;
+    const float* b = W + (moe_expert_of_row(offsets, N, q) * Do + j) * D;
+    float acc = 0.f;
+    for (long long d = 0; d < D; ++d) acc += a[d] * b[d];
+    yp[i] += acc;
+  }
+}
+
+// dxp[q, d] = sum_j dy[q, j] W[e(q), j, d].
+__global__ void __launch_bounds__(kMoeBlock)
+moe_grouped_gemm_backward_data_kernel(const float* dy, const float* W, const int64_t* offsets, int N, long long P,
+                                      long long D, long long Do, float* dxp) {
+  const long long total = P * D;
+  for (long long i = global_index_x(); i < total; i += grid_stride_x()) {
+    const long long q = i / D, d = i - q * D;
+    const float* g = dy + q * Do;
+    const float* b = W + moe_expert_of_row(offsets, N, q) * Do * D + d;
+    float acc = 0.f;
+    for (long long j = 0; j < Do; ++j) acc += g[j] * b[j * D];
+    dxp[i] = acc;
+  }
+}
+
+// dW[e, j, d] = sum over the rows r of expert e of dy[r, j] xp[r, d], in row order; an expert
+// without rows gets exact zeros (the loop does not run).
+__global__ void __launch_bounds__(kMoeBlock)
+moe_grouped_gemm_backward_weight_kernel(const float* dy, const float* xp, const int64_t* offsets, int N, long long D,
+                                        long long Do, float* dW) {
+  const long long total = static_cast<long long>(N) * Do * D;
+  for (long long i = global_index_x(); i < total; i += grid_stride_x()) {
+    const long long e = i / (Do * D), jd = i - e * Do * D, j = jd / D, d = jd - j * D;
+    float acc = 0.f;
+    for (long long r = offsets[e]; r < offsets[e + 1]; ++r) acc += dy[r * Do + j] * xp[r * D + d];
+    dW[i] = acc;
+  }
+}
+
 inline void moe_check(const char* op, long long tokens, int k, int N) {
   MOESEG_CHECK(tokens >= 0 && k >= 1 && N >= 1 && k <= N && tokens * k < (1ll << 31), op, ": T=", tokens, " k=", k,
                " N=", N, " (need 1 <= k <= N and T*k < 2^31)");
@@ -268,6 +326,38 @@ void moe_grouped_bias_backward(const float* dy, const int64_t* offsets, int N, i
   MOESEG_LAUNCH(moe_grouped_bias_backward_kernel, grid_for(static_cast<long long>(N) * Do, kMoeBlock), kMoeBlock, 0,
                 stream)(dy, offsets, N, Do, db);
   check_launch("moe_grouped_bias_backward");
+}
+
+void moe_grouped_gemm_forward(const float* xp, const float* weight, const int64_t* offsets, int N, int64_t P,
+                              int64_t D, int64_t Do, float* yp, cudaStream_t stream) {
+  using namespace detail;
+  MOESEG_CHECK(N >= 1 && P >= 0 && D >= 0 && Do >= 0, "moe_grouped_gemm_forward: N=", N, " P=", P, " D=", D,
+               " D_out=", Do);
+  if (P * Do == 0 || D == 0) return;   // nothing to add onto the bias fill
+  MOESEG_LAUNCH(moe_grouped_gemm_forward_kernel, grid_for(P * Do, kMoeBlock), kMoeBlock, 0, stream)(
+      xp, weight, offsets, N, P, D, Do, yp);
+  check_launch("moe_grouped_gemm_forward");
+}
+
+void moe_grouped_gemm_backward_data(const float* dy, const float* weight, const int64_t* offsets, int N, int64_t P,
+                                    int64_t D, int64_t Do, float* dxp, cudaStream_t stream) {
+  using namespace detail;
+  MOESEG_CHECK(N >= 1 && P >= 0 && D >= 0 && Do >= 0, "moe_grouped_gemm_backward_data: N=", N, " P=", P, " D=", D,
+               " D_out=", Do);
+  if (P * D == 0) return;
+  MOESEG_LAUNCH(moe_grouped_gemm_backward_data_kernel, grid_for(P * D, kMoeBlock), kMoeBlock, 0, stream)(
+      dy, weight, offsets, N, P, D, Do, dxp);
+  check_launch("moe_grouped_gemm_backward_data");
+}
+
+void moe_grouped_gemm_backward_weight(const float* dy, const float* xp, const int64_t* offsets, int N, int64_t D,
+                                      int64_t Do, float* dweight, cudaStream_t stream) {
+  using namespace detail;
+  MOESEG_CHECK(N >= 1 && D >= 0 && Do >= 0, "moe_grouped_gemm_backward_weight: N=", N, " D=", D, " D_out=", Do);
+  if (D * Do == 0) return;
+  MOESEG_LAUNCH(moe_grouped_gemm_backward_weight_kernel, grid_for(static_cast<long long>(N) * Do * D, kMoeBlock),
+                kMoeBlock, 0, stream)(dy, xp, offsets, N, D, Do, dweight);
+  check_launch("moe_grouped_gemm_backward_weight");
 }
 
 }  // namespace moeseg::MOESEG_KERNEL_NS

@@ -2,13 +2,20 @@
 // kernels/moe_dispatch.h: the routing plan (one chunk and several, ties, an expert without
 // tokens, k = 1 and 2, capacity drops, indices out of range counted), permute, the weighted
 // combine (and its weight-1 form, the permute backward), the combine backward and the grouped
-// linear's bias kernels. Plans, gathers and the bias sums are compared exactly; the weighted
-// combine to a few ulp (FMA contraction differs between builds).
+// linear's bias kernels and its grouped GEMM (forward, data and weight gradients). Plans, gathers
+// and the bias sums are compared exactly; the weighted combine to a few ulp (FMA contraction
+// differs between builds); the grouped GEMM to 2 gamma_n of the sum of |terms| (n <= 128 terms,
+// gamma_n = n 2^-24: both sides' float32 rounding, any summation order, so on any x86-64 CPU's
+// OpenBLAS), except an expert without rows, whose weight gradient must be exactly zero.
 // covers: moe_plan_count_kernel moe_plan_scan_kernel moe_plan_scatter_kernel moe_permute_rows_kernel
 // covers: moe_combine_rows_kernel moe_combine_backward_rows_kernel moe_combine_backward_weights_kernel
 // covers: moe_grouped_bias_fill_kernel moe_grouped_bias_backward_kernel
+// covers: moe_grouped_gemm_forward_kernel moe_grouped_gemm_backward_data_kernel
+// covers: moe_grouped_gemm_backward_weight_kernel
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <optional>
 
 #include "core/autograd.h"
@@ -45,6 +52,14 @@ struct DevicePlan {
       : requested(N), counts(N), offsets(N + 1), order(std::max<int64_t>(T * k, 1)), position(std::max<int64_t>(T * k, 1)),
         invalid(1), ws(coc::moe_routing_plan_workspace_elems(T, k, N)) {}
 };
+
+std::vector<float> absolute(std::vector<float> v) {
+  for (float& x : v) x = std::fabs(x);
+  return v;
+}
+
+// 2 gamma_n for n <= 128 float32 terms (see the top of the file).
+constexpr double kGemmRel = 2.0 * 128 * 0x1p-24;
 
 }  // namespace
 
@@ -129,6 +144,45 @@ TEST_CASE("moe_dispatch kernels match the CPU ops") {
     std::vector<float> gyp_used(gyp.begin(), gyp.begin() + P * Do);
     auto gb = autograd::grad(yl, {tb}, Tensor::from_vector(gyp_used, {P, Do}));
     expect_close("bias backward", dgb.download(), gb[0].to_vector<float>(), 0, 0);
+
+    // Grouped GEMM onto the bias fill, and its data and weight gradients, against the CPU op; the
+    // tolerance scale is the same op on |inputs| with |upstream| (every term a product, no
+    // subtraction, so it is the sum of |terms| of each element).
+    REQUIRE(D + 1 <= 128);
+    REQUIRE(Do <= 128);
+    REQUIRE(*std::max_element(ref.counts.begin(), ref.counts.end()) <= 128);
+    const auto Wv = random_vector(size_t(c.N * Do * D), seed + 6, -1.f, 1.f);
+    auto grouped = [&](const std::vector<float>& xv, const std::vector<float>& wv, const std::vector<float>& bv,
+                       const std::vector<float>& gv) {
+      Tensor a = Tensor::from_vector(xv, {P, D}).set_requires_grad();
+      Tensor W = Tensor::from_vector(wv, {c.N, Do, D}).set_requires_grad();
+      Tensor y = moe_grouped_linear(a, ref, W, Tensor::from_vector(bv, {c.N, Do}));
+      auto gr = autograd::grad(y, {a, W}, Tensor::from_vector(gv, {P, Do}));
+      return std::vector<std::vector<float>>{y.to_vector<float>(), gr[0].to_vector<float>(), gr[1].to_vector<float>()};
+    };
+    const auto want = grouped(got_xp, Wv, b, gyp_used);
+    const auto scale = grouped(absolute(got_xp), absolute(Wv), absolute(b), absolute(gyp_used));
+    DeviceBuffer<float> dW(Wv), dgx(size_t(std::max<int64_t>(P * D, 1))), dgW(size_t(c.N * Do * D));
+    coc::moe_grouped_bias_fill(db.ptr(), p.offsets.ptr(), c.N, P, Do, dfill.ptr());
+    coc::moe_grouped_gemm_forward(dxp.ptr(), dW.ptr(), p.offsets.ptr(), c.N, P, D, Do, dfill.ptr());
+    coc::moe_grouped_gemm_backward_data(dgyp.ptr(), dW.ptr(), p.offsets.ptr(), c.N, P, D, Do, dgx.ptr());
+    coc::moe_grouped_gemm_backward_weight(dgyp.ptr(), dxp.ptr(), p.offsets.ptr(), c.N, D, Do, dgW.ptr());
+    std::vector<float> got_y = dfill.download(), got_gx = dgx.download();
+    got_y.resize(P * Do);
+    got_gx.resize(P * D);
+    const std::vector<float> got_gW = dgW.download();
+    expect_close_scaled("grouped gemm forward", got_y, want[0], scale[0], kGemmRel);
+    expect_close_scaled("grouped gemm grad xp", got_gx, want[1], scale[1], kGemmRel);
+    expect_close_scaled("grouped gemm grad weight", got_gW, want[2], scale[2], kGemmRel);
+    for (int e = 0; e < c.N; ++e) {
+      if (ref.counts[e] != 0) continue;
+      CAPTURE(e);
+      const auto first = got_gW.begin() + e * Do * D;
+      CHECK(std::all_of(first, first + Do * D, [](float v) { return v == 0.f; }));
+      CHECK(std::all_of(want[2].begin() + e * Do * D, want[2].begin() + (e + 1) * Do * D,
+                        [](float v) { return v == 0.f; }));
+    }
+    if (c.unused >= 0) CHECK(ref.counts[c.unused] == 0);   // the case has an expert without rows
   }
 }
 
@@ -144,4 +198,7 @@ TEST_CASE("moe_dispatch kernels: out-of-range indices are counted, bad sizes rej
                                         p.order.ptr(), p.position.ptr(), p.invalid.ptr(), p.ws.ptr()),
                   Error);
   CHECK_THROWS_AS(coc::moe_permute_rows(nullptr, nullptr, 1, 0, 1, nullptr), Error);
+  CHECK_THROWS_AS(coc::moe_grouped_gemm_forward(nullptr, nullptr, nullptr, 0, 1, 1, 1, nullptr), Error);
+  CHECK_THROWS_AS(coc::moe_grouped_gemm_backward_data(nullptr, nullptr, nullptr, 2, -1, 1, 1, nullptr), Error);
+  CHECK_THROWS_AS(coc::moe_grouped_gemm_backward_weight(nullptr, nullptr, nullptr, 2, 1, -1, nullptr), Error);
 }
