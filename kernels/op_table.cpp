@@ -46,9 +46,9 @@ const std::vector<OpInfo>& op_table() {
       {"frru_pool_concat", "frru.h", true, "cpu,cuda"},
       {"frru_conv1x1_upsample_add", "frru.h", true, "cpu,cuda"},
       {"gate_softmax_combine", "gate_combine.h", true, "cpu,cuda"},
-      {"moe_permute", "moe_dispatch.h", true, "cpu,cuda(cpu fallback)"},
-      {"moe_unpermute_combine", "moe_dispatch.h", true, "cpu,cuda(cpu fallback)"},
-      {"moe_grouped_linear", "moe_dispatch.h", true, "cpu,cuda(cpu fallback)"},
+      {"moe_permute", "moe_dispatch.h", true, "cpu,cuda"},
+      {"moe_unpermute_combine", "moe_dispatch.h", true, "cpu,cuda"},
+      {"moe_grouped_linear", "moe_dispatch.h", true, "cpu,cuda"},
   };
   return ops;
 }
