@@ -23,7 +23,7 @@ std::shared_ptr<Sequential> make_resnet_downsample(int64_t in, int64_t out, int6
 
 BasicBlock::BasicBlock(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
                        std::shared_ptr<Sequential> downsample, Generator& gen)
-    : Module("BasicBlock"), in_(inplanes), planes_(planes), stride_(stride), dilation_(dilation) {
+    : ResNetBlock("BasicBlock", inplanes, planes, kExpansion, stride, dilation) {
   conv1_ = register_module("conv1", make_resnet_conv(inplanes, planes, 3, stride, dilation, dilation, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(planes));
   conv2_ = register_module("conv2", make_resnet_conv(planes, planes, 3, 1, dilation, dilation, gen));
@@ -47,7 +47,7 @@ Tensor BasicBlock::forward(const Tensor& x) {
 
 Bottleneck::Bottleneck(int64_t inplanes, int64_t planes, int64_t stride, int64_t dilation,
                        std::shared_ptr<Sequential> downsample, Generator& gen)
-    : Module("Bottleneck"), in_(inplanes), planes_(planes), stride_(stride), dilation_(dilation) {
+    : ResNetBlock("Bottleneck", inplanes, planes, kExpansion, stride, dilation) {
   conv1_ = register_module("conv1", make_resnet_conv(inplanes, planes, 1, 1, 0, 1, gen));
   bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(planes));
   conv2_ = register_module("conv2", make_resnet_conv(planes, planes, 3, stride, dilation, dilation, gen));

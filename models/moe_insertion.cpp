@@ -102,7 +102,7 @@ std::vector<std::string> insert_sparse_moe(Module& root, const MoeInsertion& ins
   for (auto& [name, m] : root.named_modules()) {
     if (name.empty() || inside_sparse_moe(name, existing)) continue;
     const bool is_conv = dynamic_cast<Conv2d*>(m.get()) != nullptr;
-    const bool is_block = dynamic_cast<BasicBlock*>(m.get()) != nullptr || dynamic_cast<Bottleneck*>(m.get()) != nullptr;
+    const bool is_block = dynamic_cast<ResNetBlock*>(m.get()) != nullptr;
     if (!(ins.target == MoeInsertTarget::Conv ? is_conv : is_block)) continue;
     if (++n_candidates <= 12) candidates += (candidates.empty() ? "" : ", ") + name;
     if (name.find(ins.pattern) != std::string::npos) targets.push_back({name, m});

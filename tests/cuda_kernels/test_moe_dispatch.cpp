@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "kernels/moe_dispatch.h"
 #include "tests/cuda_kernels/cuda_test_util.h"
+#include "tests/support/moe_routing.h"
 
 namespace {
 
@@ -29,21 +30,7 @@ using namespace moeseg;
 using namespace moeseg::cuda_test;
 
 std::vector<int64_t> routing(int64_t T, int k, int N, uint64_t seed, int unused) {
-  std::vector<int64_t> v(T * k);
-  uint64_t s = seed;
-  for (int64_t t = 0; t < T; ++t)
-    for (int j = 0; j < k; ++j) {
-      int64_t e;
-      bool again;
-      do {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        e = static_cast<int64_t>((s >> 33) % N);
-        again = e == unused;
-        for (int i = 0; i < j; ++i) again = again || v[t * k + i] == e;
-      } while (again);
-      v[t * k + j] = e;
-    }
-  return v;
+  return moeseg::testing::random_routing(T, k, N, seed, unused);
 }
 
 struct DevicePlan {

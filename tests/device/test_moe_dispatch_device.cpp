@@ -28,6 +28,7 @@
 #include "kernels/moe_dispatch.h"
 #include "kernels/reduce.h"
 #include "tests/support/capture_stderr.h"
+#include "tests/support/moe_routing.h"
 #include "tests/support/skip.h"
 
 using namespace moeseg;
@@ -134,21 +135,7 @@ std::vector<Tensor> expect_same_on_cuda(const std::string& what, const std::vect
 
 // Top-k indices [T, k] over N experts, distinct per token, never `unused`.
 Tensor routing(int64_t T, int k, int N, int unused, uint64_t seed) {
-  std::vector<int64_t> v(T * k);
-  uint64_t s = seed;
-  for (int64_t t = 0; t < T; ++t)
-    for (int j = 0; j < k; ++j) {
-      int64_t e;
-      bool again;
-      do {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        e = static_cast<int64_t>((s >> 33) % N);
-        again = e == unused;
-        for (int i = 0; i < j; ++i) again = again || v[t * k + i] == e;
-      } while (again);
-      v[t * k + j] = e;
-    }
-  return Tensor::from_vector(v, {T, k});
+  return Tensor::from_vector(moeseg::testing::random_routing(T, k, N, seed, unused), {T, k});
 }
 
 void expect_same_plan(const MoeRoutingPlan& d, const MoeRoutingPlan& h) {

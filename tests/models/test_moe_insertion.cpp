@@ -52,6 +52,20 @@ Tensor input(int64_t b = 2) {
   return x;
 }
 
+// The model's float64 output on input() before and after the insertion (eval mode). float32 ->
+// float64 -> float32 is exact, so the inserted network starts from the same weights.
+std::pair<Tensor, Tensor> dense_then_moe(SegmentationModel& m, const MoeInsertion& ins) {
+  m.eval();
+  NoGradGuard ng;
+  const Tensor x = input().to(DType::Float64);
+  m.to(DType::Float64);
+  const Tensor dense = m.forward(x);
+  m.to(DType::Float32);
+  insert_sparse_moe(m, ins);
+  m.to(DType::Float64);
+  return {dense, m.forward(x)};
+}
+
 double max_abs_diff(const Tensor& a, const Tensor& b) {
   const Tensor d = sub(a, b);
   return max(mul(d, sign(d))).to(DType::Float64).item();
@@ -94,15 +108,7 @@ TEST_CASE("moe_insertion: with copied experts the network computes what it compu
     CAPTURE(static_cast<int>(target));
     CAPTURE(k);
     auto m = small_deeplab();
-    m->eval();
-    NoGradGuard ng;
-    const Tensor x = input().to(DType::Float64);
-    m->to(DType::Float64);
-    const Tensor dense = m->forward(x);
-    m->to(DType::Float32);   // float32 -> float64 -> float32 is exact: the same weights
-    insert_sparse_moe(*m, insertion("layer4", target, 4, k, /*copy=*/true));
-    m->to(DType::Float64);
-    const Tensor moe = m->forward(x);
+    const auto [dense, moe] = dense_then_moe(*m, insertion("layer4", target, 4, k, /*copy=*/true));
     // The inserted layers ran (they routed the batch) and each expert is the old module, so the
     // output is the dense one; k = 2 weights w + (1 - w) = 1 differ by rounding only.
     for (auto& [name, layer] : sparse_moe_layers(*m)) CHECK(layer->routing_stats().tokens == 2);
@@ -113,23 +119,15 @@ TEST_CASE("moe_insertion: with copied experts the network computes what it compu
   for (int64_t halo : {int64_t{-1}, int64_t{0}}) {
     CAPTURE(halo);
     auto m = small_deeplab();
-    m->eval();
-    NoGradGuard ng;
-    const Tensor x = input().to(DType::Float64);
-    m->to(DType::Float64);
-    const Tensor dense = m->forward(x);
-    m->to(DType::Float32);
     MoeInsertion ins = insertion("layer4", MoeInsertTarget::Conv, 4, 2, /*copy=*/true);
     ins.layer.tokens = MoeTokens::PerPatch;
     ins.layer.patch = 2;
     ins.patch_halo = halo;
-    insert_sparse_moe(*m, ins);
+    const auto [dense, moe] = dense_then_moe(*m, ins);
     const auto layers = sparse_moe_layers(*m);
     CHECK(layers[1].second->config().patch_halo == (halo < 0 ? 1 : 0));   // layer4.0.conv2: the previous dilation 1
     CHECK(layers[3].second->config().patch_halo == (halo < 0 ? 2 : 0));   // layer4.1.conv1: dilation 2
     CHECK(layers[2].second->config().patch_halo == 0);                    // the 1x1 downsample: no reach
-    m->to(DType::Float64);
-    const Tensor moe = m->forward(x);
     CHECK(layers[0].second->routing_stats().tokens == 2 * 2 * 2);   // 4x4 map, 2x2 patches, 2 images
     if (halo < 0) CHECK(max_abs_diff(moe, dense) < 1e-10);
     else CHECK(max_abs_diff(moe, dense) > 1e-3);
