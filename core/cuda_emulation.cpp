@@ -1,5 +1,5 @@
-// The emulated CUDA device (see core/cuda_emulation.h): host memory handed out as "device"
-// memory, copies as memcpy. The kernels that run on it are chosen in kernels/gpu_kernels.cpp.
+// The emulated CUDA device (see core/cuda_emulation.h): guarded host memory handed out as
+// "device" memory (core/device_memory_guard.h), copies as memcpy inside a device-access scope. The kernels that run on it are chosen in kernels/gpu_kernels.cpp.
 #include "core/cuda_emulation.h"
 
 #include <cstdlib>
@@ -7,6 +7,7 @@
 #include <new>
 
 #include "core/allocator.h"
+#include "core/device_memory_guard.h"
 #include "core/device_probe.h"
 #include "core/error.h"
 
@@ -17,16 +18,17 @@ namespace {
 class EmulatedCudaBackend final : public DeviceBackend {
  public:
   void* raw_alloc(size_t nbytes) override {
-    // 256 bytes like cudaMalloc, so kernels' vector paths see the same alignment as on a GPU.
-    void* p = std::aligned_alloc(256, (nbytes + 255) / 256 * 256);
-    MOESEG_CHECK(p != nullptr, "emulated cuda: out of host memory allocating ", nbytes, " bytes");
-    return p;
+    // 256 bytes like cudaMalloc, so kernels' vector paths see the same alignment as on a GPU;
+    // pages the host cannot touch outside device work (core/device_memory_guard.h).
+    return guarded_device_alloc(nbytes);
   }
-  void raw_free(void* p) override { std::free(p); }
+  void raw_free(void* p) override { guarded_device_free(p); }
   void copy(void* dst, Device, const void* src, Device, size_t nbytes) override {
+    DeviceAccessScope device_work;
     if (nbytes) std::memcpy(dst, src, nbytes);
   }
   void memset_zero(void* p, size_t nbytes) override {
+    DeviceAccessScope device_work;
     if (nbytes) std::memset(p, 0, nbytes);
   }
 };

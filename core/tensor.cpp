@@ -10,6 +10,7 @@
 #include "core/half.h"
 #include "core/strided_loop.h"
 #include "core/core_ops.h"
+#include "core/device_memory_guard.h"
 
 namespace moeseg {
 
@@ -59,6 +60,8 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape) MOESEG_CHECK(d >= 0, "empty: negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device);
+  if (device.is_cuda() && device_memory_guard_enabled())   // named in a host-dereference report
+    label_guarded_device_memory(impl->storage->data, std::string(dtype_name(dtype)) + " " + shape_str(shape));
   impl->sizes = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;

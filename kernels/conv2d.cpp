@@ -98,7 +98,7 @@ struct Conv2dBackward final : autograd::Node {
   std::vector<Tensor> backward(const Tensor& grad_out) override {
     Tensor xv = x.get("conv2d"), wv = w.get("conv2d");
     Tensor dy = grad_out.contiguous();
-    if (fuse_relu) {
+    if (fuse_relu && !on_cuda(dy)) {   // on CUDA the relu_backward kernel below masks
       // relu'(z) with z the pre-activation: y > 0 exactly where z > 0, so the saved output suffices.
       Tensor yv = y.get("conv2d").contiguous();
       Tensor masked = Tensor::empty(dy.sizes(), dy.dtype(), dy.device());

@@ -30,8 +30,19 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   const bool use_batch_stats = is_training() || !running_mean.defined();
   if (is_training() && num_batches_tracked.defined()) {
     NoGradGuard ng;
-    num_batches_tracked.data<int64_t>()[0] += 1;
-    num_batches_tracked.bump_version();
+    if (num_batches_tracked.device().is_cpu()) {
+      num_batches_tracked.data<int64_t>()[0] += 1;
+      num_batches_tracked.bump_version();
+    } else {
+      // Host code must not touch device memory: count on the host and write the count with a
+      // device fill (no synchronisation). The buffer is read back only when it is another buffer or
+      // someone else wrote it since (a loaded state_dict), which its storage and version tell.
+      if (tracked_storage_ != num_batches_tracked.raw_data() || num_batches_tracked.version() != tracked_version_)
+        tracked_count_ = static_cast<int64_t>(num_batches_tracked.item());
+      num_batches_tracked.fill_(static_cast<double>(++tracked_count_));
+      tracked_version_ = num_batches_tracked.version();
+      tracked_storage_ = num_batches_tracked.raw_data();
+    }
   }
   return batch_norm2d(x, weight, bias, running_mean, running_var, use_batch_stats, momentum_, eps_);
 }

@@ -24,6 +24,10 @@ class BatchNorm2d : public Module {
  private:
   int64_t num_features_;
   double eps_, momentum_;
+  // The host's count of num_batches_tracked while the buffer is on a CUDA device (forward).
+  const void* tracked_storage_ = nullptr;   // compared, never dereferenced
+  int64_t tracked_count_ = 0;
+  uint64_t tracked_version_ = 0;
 };
 
 }  // namespace moeseg

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/elementwise.h"
+#include "kernels/reduce.h"
 
 namespace moeseg {
 
@@ -29,13 +30,20 @@ double learning_rate_at(const ScheduleOptions& o, int64_t step) {
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   double sq = 0;
+  Tensor device_sq;   // on a CUDA device: the squares summed there, one copy to the host at the end
   for (const Tensor& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
+    if (!g.device().is_cpu()) {
+      Tensor s = sum(mul(g, g));
+      device_sq = device_sq.defined() ? add(device_sq, s) : s;
+      continue;
+    }
     Tensor gc = g.to(DType::Float64).contiguous();
     const double* d = gc.data<double>();
     for (int64_t i = 0; i < gc.numel(); ++i) sq += d[i] * d[i];
   }
+  if (device_sq.defined()) sq += device_sq.item();
   const double norm = std::sqrt(sq);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)

@@ -46,6 +46,29 @@
 #endif
 
 namespace moeseg::cuda_on_cpu {
+
+// ---- device-work hooks (set_device_work_hooks) -------------------------------------------------
+namespace {
+std::atomic<DeviceWorkHook> g_work_begin{nullptr};
+std::atomic<DeviceWorkHook> g_work_end{nullptr};
+// Brackets one kernel launch or memory operation with the hooks, also when it throws.
+struct DeviceWork {
+  DeviceWorkHook end = g_work_end.load(std::memory_order_acquire);
+  DeviceWork() {
+    if (DeviceWorkHook begin = g_work_begin.load(std::memory_order_acquire)) begin();
+  }
+  ~DeviceWork() {
+    if (end) end();
+  }
+  DeviceWork(const DeviceWork&) = delete;
+  DeviceWork& operator=(const DeviceWork&) = delete;
+};
+}  // namespace
+
+void set_device_work_hooks(DeviceWorkHook begin, DeviceWorkHook end) {
+  g_work_end.store(end, std::memory_order_release);
+  g_work_begin.store(begin, std::memory_order_release);
+}
 namespace {
 
 constexpr unsigned kMaxThreadsPerBlock = 1024;
@@ -537,7 +560,10 @@ void launch_erased(const char* name, const void* kernel_id, dim3 grid, dim3 bloc
   L.dyn = static_cast<unsigned char*>(::operator new(shared_bytes, std::align_val_t{128}));
   std::memset(L.dyn, 0xFF, shared_bytes);
 
-  Pool::instance().run(L);
+  {
+    DeviceWork device_work;
+    Pool::instance().run(L);
+  }
 
   ::operator delete(L.dyn, std::align_val_t{128});
   if (L.failed.load(std::memory_order_acquire)) launch_error(cudaErrorLaunchFailure, L.error);
@@ -667,6 +693,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind)
     set_error(cudaErrorInvalidValue);
     return cudaErrorInvalidValue;
   }
+  DeviceWork device_work;
   std::memcpy(dst, src, bytes);  // overlapping ranges are undefined in CUDA too; ASAN reports them
   return cudaSuccess;
 }
@@ -680,6 +707,7 @@ cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
     set_error(cudaErrorInvalidValue);
     return cudaErrorInvalidValue;
   }
+  DeviceWork device_work;
   std::memset(ptr, value, bytes);
   return cudaSuccess;
 }

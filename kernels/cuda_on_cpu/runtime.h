@@ -127,6 +127,12 @@ cudaError_t cudaFuncSetAttribute(void (*kernel)(A...), cudaFuncAttribute attr, i
 // Number of cudaMalloc blocks not yet freed (tests use it to check for leaks).
 size_t live_allocations();
 
+// Called around every kernel launch and every cudaMemcpy / cudaMemset: the emulated CUDA device
+// opens its guarded memory to device work there (core/device_memory_guard.h). Null: no hooks
+// (the kernel tests, whose memory is this file's cudaMalloc).
+using DeviceWorkHook = void (*)();
+void set_device_work_hooks(DeviceWorkHook begin, DeviceWorkHook end);
+
 // ---- device-side primitives (callable only from a kernel running under launch()) -------------
 void __syncthreads();
 void __syncwarp(unsigned mask = 0xffffffffu);

@@ -37,9 +37,11 @@
 #include "kernels/softmax.h"
 #include "kernels/upsample.h"
 #include "models/registry.h"
+#include <nlohmann/json.hpp>
 #include "tests/support/gradcheck.h"
 #include "tests/support/skip.h"
 #include "training/optimizer.h"
+#include "training/schedule.h"
 
 using namespace moeseg;
 using moeseg::testing::capture_stderr;
@@ -313,22 +315,24 @@ TEST_CASE("cuda device: SGD and Adam steps run the CUDA update kernels and equal
   }
 }
 
-TEST_CASE("cuda device: Module::to moves FRRN-A, and one training step equals the CPU's") {
-  if (!have_cuda_device()) return;
+namespace {
+
+// One SGD step (momentum, gradient clipping at a norm the gradients exceed) of two copies of a
+// model, one on the CPU and one moved to the CUDA device: the loss and every state_dict entry
+// after the step must agree to float32 tolerance.
+void expect_training_step_matches(const std::function<std::shared_ptr<SegmentationModel>()>& make, int classes) {
   const Device cuda = kCuda;
-  ModelOptions mo;
-  mo.num_classes = 3, mo.width = 0.0625, mo.seed = 5;
-  auto mc = make_model("frrn_a", mo), md = make_model("frrn_a", mo);
+  auto mc = make(), md = make();
   md->to(cuda);
   CHECK(md->device() == cuda);
   for (auto& [name, t] : md->named_parameters()) {
     CAPTURE(name);
     REQUIRE(t.device() == cuda);
   }
-  Tensor x = random_tensor({1, 3, 32, 32}, 41, 0, 1);
-  std::vector<int64_t> tv(32 * 32);
-  for (size_t i = 0; i < tv.size(); ++i) tv[i] = static_cast<int64_t>((i / 32 + i % 7) % 3);
-  Tensor target = Tensor::from_vector(tv, {1, 32, 32});
+  Tensor x = random_tensor({2, 3, 32, 32}, 41, 0, 1);
+  std::vector<int64_t> tv(2 * 32 * 32);
+  for (size_t i = 0; i < tv.size(); ++i) tv[i] = static_cast<int64_t>((i / 32 + i % 7) % classes);
+  Tensor target = Tensor::from_vector(tv, {2, 32, 32});
   SGDOptions so;
   so.lr = 0.05, so.momentum = 0.9;
   SGD oc(mc->named_parameters(), so), od(md->named_parameters(), so);
@@ -338,6 +342,12 @@ TEST_CASE("cuda device: Module::to moves FRRN-A, and one training step equals th
   CHECK(ld.item() == doctest::Approx(lc.item()).epsilon(1e-5));
   lc.backward();
   ld.backward();
+  std::vector<Tensor> pc_list, pd_list;
+  for (auto& [n, t] : mc->named_parameters()) pc_list.push_back(t);
+  for (auto& [n, t] : md->named_parameters()) pd_list.push_back(t);
+  const double norm_c = clip_grad_norm(pc_list, 0.01), norm_d = clip_grad_norm(pd_list, 0.01);
+  CHECK(norm_c > 0.01);   // the clip is active, so the scaled gradients are compared too
+  CHECK(norm_d == doctest::Approx(norm_c).epsilon(1e-4));
   oc.step();
   od.step();
   auto pc = mc->state_dict(), pd = md->state_dict();
@@ -345,4 +355,26 @@ TEST_CASE("cuda device: Module::to moves FRRN-A, and one training step equals th
     CAPTURE(name);
     close(name, pd.at(name).to(Device{}), t, 1e-4, 1e-4);
   }
+}
+
+}  // namespace
+
+TEST_CASE("cuda device: Module::to moves FRRN-A, and one training step equals the CPU's") {
+  if (!have_cuda_device()) return;
+  expect_training_step_matches(
+      [] {
+        ModelOptions mo;
+        mo.num_classes = 3, mo.width = 0.0625, mo.seed = 5;
+        return make_model("frrn_a", mo);
+      },
+      3);
+}
+
+TEST_CASE("cuda device: an MoE of two FRRN-A experts with a class-wise gate and conv, one training step equals the CPU's") {
+  if (!have_cuda_device()) return;
+  const nlohmann::json expert = {{"model", "frrn_a"}, {"num_classes", 3}, {"width", 0.0625}, {"seed", 7}};
+  const nlohmann::json cfg = {{"type", "moe"},       {"num_classes", 3},      {"experts", {expert, expert}},
+                              {"gate", "classwise"}, {"with_conv", true},     {"tap", "frrnlayer4"},
+                              {"input_size", {32, 32}}, {"fc_features", 16}, {"seed", 9}};
+  expect_training_step_matches([&] { return make_model_from_config(cfg); }, 3);
 }
