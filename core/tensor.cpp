@@ -249,6 +249,13 @@ void Tensor::copy_(const Tensor& src) {
   } else if (!on_host && device() == s.device() && dtype() == s.dtype() && g_device_copy_ops.copy &&
              g_device_copy_ops.copy(*this, s)) {
     // A strided or broadcast copy within one device, by the device's kernel.
+  } else if (!on_host && !device().is_cpu() && is_contiguous()) {
+    // Converting copies into a contiguous device tensor: converted on the host, one upload. The
+    // destination is not downloaded first (it is overwritten whole; compute-sanitizer's initcheck
+    // flagged the download of a fresh tensor's uninitialised bytes).
+    Tensor h = Tensor::empty(sizes(), dtype(), Device{});
+    h.copy_(host_mirror(s));
+    backend_for(device()).copy(raw_data(), device(), h.raw_data(), Device{}, numel() * dtype_size(dtype()));
   } else if (!on_host) {
     // Converting copies, or copies between a device and a strided host tensor: through host mirrors.
     Tensor hd = host_mirror(*this);

@@ -231,7 +231,9 @@ MoeRoutingPlan moe_routing_plan(const Tensor& idx, int64_t num_experts, int64_t 
   // One int64 buffer for every output, so one device->host copy brings the plan back:
   // [requested N | counts N | offsets N+1 | invalid 1 | position T*k | order T*k (first P used)].
   const int64_t o_cnt = N, o_off = 2 * N, o_inv = 3 * N + 1, o_pos = 3 * N + 2, o_ord = o_pos + pairs;
-  Tensor buf = Tensor::empty({o_ord + pairs}, DType::Int64, d);
+  // Zeroed: with drops the tail of `order` is never written, and the copy back reads it
+  // (compute-sanitizer's initcheck reported that on the first GPU run).
+  Tensor buf = Tensor::zeros({o_ord + pairs}, DType::Int64, d);
   auto part = [&](int64_t off, int64_t n) { return buf.narrow(0, off, n); };
   const size_t ws_elems = kt.moe_routing_plan_workspace_elems(T, i32(k), i32(N));
   Tensor ws = Tensor::empty({std::max<int64_t>(static_cast<int64_t>(ws_elems), 1)}, DType::Int64, d);
